@@ -1,0 +1,28 @@
+# The project's commands. Each one sets itself up on a fresh machine.
+#   make demo   the main job (see README)
+#   make test   lint + the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned to the CPU wheel that ships on the development machines; the package accepts a range.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/gumbel-sinkhorn demo
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check src tests benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

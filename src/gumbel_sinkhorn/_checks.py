@@ -1,0 +1,78 @@
+"""Argument checks shared by the public functions: errors say what was expected, and what came."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def tensor(x, name: str, *, min_dim: int = 0, floating: bool = False) -> torch.Tensor:
+    """Return ``x`` if it is a tensor with at least ``min_dim`` dimensions (and a float dtype)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < min_dim:
+        raise ValueError(
+            f"{name} must have at least {min_dim} dimensions, got shape {tuple(x.shape)}"
+        )
+    if floating and not (x.is_floating_point()):
+        raise TypeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    return x
+
+
+def scores(log_alpha, name: str = "log_alpha", *, square: bool = True) -> torch.Tensor:
+    """A float tensor of shape ``(..., N, N)`` (or ``(..., N, M)``) without NaN."""
+    tensor(log_alpha, name, min_dim=2, floating=True)
+    n, m = log_alpha.shape[-2:]
+    if square and n != m:
+        raise ValueError(
+            f"{name} must be square in its last two dimensions (..., N, N), "
+            f"got shape {tuple(log_alpha.shape)}"
+        )
+    if n == 0 or m == 0:
+        raise ValueError(f"{name} must have N >= 1, got shape {tuple(log_alpha.shape)}")
+    if log_alpha.device.type != "meta" and torch.isnan(log_alpha).any():
+        raise ValueError(f"{name} contains NaN")
+    return log_alpha
+
+
+def positive(value, name: str) -> float:
+    """A finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def non_negative(value, name: str) -> float:
+    """A finite real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+def count(value, name: str, *, minimum: int = 1) -> int:
+    """An integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def permutation(perm, name: str = "perm") -> torch.Tensor:
+    """An integer tensor of shape ``(..., N)``."""
+    tensor(perm, name, min_dim=1)
+    if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype, got {perm.dtype}")
+    return perm
+
+
+def same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )

@@ -1,0 +1,46 @@
+"""The ``gumbel-sinkhorn`` command.
+
+Each command lives in its own module, which exposes ``register(subparsers)``: it adds its parser
+and sets ``func`` (called with the parsed arguments) as the parser's default. To add a command,
+add its module to ``COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = ("gumbel_sinkhorn.demo",)
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: reported in one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gumbel-sinkhorn",
+        description="Learn latent permutations with Gumbel-Sinkhorn networks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
