@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("gumbel_sinkhorn.demo",)
+COMMAND_MODULES = ("gumbel_sinkhorn.commands.demo",)
 
 
 class UsageError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import ops
+from .. import ops
 
 
 def run(seed: int = 0, n: int = 4) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""The subcommands of ``gumbel-sinkhorn``: one module each, with ``register(commands)``."""
