@@ -66,8 +66,8 @@ def permute(x: torch.Tensor, perm: torch.Tensor, dim: int | None = None) -> torc
     tensor([10., 11.])
 
     Shapes: ``perm`` is ``(*batch, N)``; ``x`` is ``(*batch, N, *rest)`` with ``dim`` the axis of
-    length ``N`` (default: the axis right after ``perm``'s batch axes). ``perm``'s batch axes
-    broadcast against ``x.shape[:dim]``.
+    length ``N`` (default: the axis right after ``perm``'s batch axes). ``perm``'s batch axes line
+    up with ``x``'s leading axes (each of size 1 or equal); the axes up to ``dim`` broadcast.
     """
     _checks.tensor(x, "x", min_dim=1)
     _checks.permutation(perm)
@@ -84,13 +84,14 @@ def permute(x: torch.Tensor, perm: torch.Tensor, dim: int | None = None) -> torc
         raise ValueError(
             f"perm has {perm.dim() - 1} batch axes but x has only {dim} axes before dim={dim}"
         )
-    index = perm.long().reshape(perm.shape + (1,) * (x.dim() - dim - 1))
+    batch = perm.shape[:-1]
+    middle = (1,) * (dim - len(batch))
+    index = perm.long().reshape(batch + middle + (n,) + (1,) * (x.dim() - dim - 1))
     try:
         index = index.expand(x.shape[:dim] + (n,) + x.shape[dim + 1 :])
     except RuntimeError as err:
         raise ValueError(
-            f"perm's batch shape {tuple(perm.shape[:-1])} does not broadcast to "
-            f"x's {tuple(x.shape[:dim])}"
+            f"perm's batch shape {tuple(batch)} does not broadcast to x's {tuple(x.shape[:dim])}"
         ) from err
     return x.gather(dim, index)
 

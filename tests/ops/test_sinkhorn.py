@@ -1,0 +1,126 @@
+import itertools
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gumbel_sinkhorn import log_sinkhorn, matching, sinkhorn
+
+
+def seed_log_sinkhorn(log_alpha, n_iter):
+    """The tutorial's formula: alternate row and column log-sum-exp normalisation."""
+    for _ in range(n_iter):
+        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-1, keepdim=True)
+        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-2, keepdim=True)
+    return log_alpha
+
+
+@pytest.mark.parametrize("n_iter", [1, 2, 7, 20])
+@pytest.mark.parametrize("tau", [1.0, 0.3, 5.0])
+def test_agrees_with_seed_formula(n_iter, tau):
+    log_alpha = torch.randn(
+        5, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    expected = seed_log_sinkhorn(log_alpha / tau, n_iter)
+    torch.testing.assert_close(log_sinkhorn(log_alpha, n_iter, tau=tau), expected)
+    torch.testing.assert_close(sinkhorn(log_alpha, n_iter, tau=tau), expected.exp())
+
+
+def test_doubly_stochastic_after_enough_iterations():
+    P = sinkhorn(torch.randn(8, 10, 10, dtype=torch.float64) * 3, 500)
+    ones = torch.ones(8, 10, dtype=torch.float64)
+    torch.testing.assert_close(P.sum(-1), ones, atol=1e-8, rtol=0)
+    torch.testing.assert_close(P.sum(-2), ones, atol=1e-12, rtol=0)
+    assert (P >= 0).all()
+
+
+def test_leading_batch_dimensions_are_independent():
+    log_alpha = torch.randn(2, 3, 4, 4)
+    batched = sinkhorn(log_alpha)
+    for i, j in itertools.product(range(2), range(3)):
+        torch.testing.assert_close(batched[i, j], sinkhorn(log_alpha[i, j]))
+
+
+def test_keeps_dtype_and_2d_shape():
+    for dtype in (torch.float32, torch.float64):
+        out = sinkhorn(torch.randn(3, 3, dtype=dtype))
+        assert out.dtype == dtype and out.shape == (3, 3)
+
+
+@given(
+    n=st.integers(2, 6),
+    row=st.integers(0, 5),
+    col=st.integers(0, 5),
+    shift=st.floats(-50, 50),
+    seed=st.integers(0, 2**16),
+)
+def test_invariant_to_constant_added_to_a_row_or_column(n, row, col, shift, seed):
+    log_alpha = torch.randn(
+        n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
+    P = sinkhorn(log_alpha, 200)
+    shifted_row = log_alpha.clone()
+    shifted_row[row % n] += shift
+    shifted_col = log_alpha.clone()
+    shifted_col[:, col % n] += shift
+    torch.testing.assert_close(sinkhorn(shifted_row, 200), P, atol=1e-8, rtol=1e-6)
+    torch.testing.assert_close(sinkhorn(shifted_col, 200), P, atol=1e-8, rtol=1e-6)
+
+
+@given(n=st.integers(2, 7), seed=st.integers(0, 2**16))
+def test_equivariant_to_row_and_column_permutations(n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    log_alpha = torch.randn(n, n, dtype=torch.float64, generator=gen)
+    rows, cols = torch.randperm(n, generator=gen), torch.randperm(n, generator=gen)
+    P = sinkhorn(log_alpha, 100)
+    torch.testing.assert_close(sinkhorn(log_alpha[rows][:, cols], 100), P[rows][:, cols])
+
+
+def test_gradcheck_float64():
+    log_alpha = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: sinkhorn(x, 10, tau=0.7), (log_alpha,))
+    assert torch.autograd.gradcheck(lambda x: log_sinkhorn(x, 10, tau=0.7), (log_alpha,))
+
+
+def test_low_temperature_limit_is_the_matching():
+    # M(X) = lim S(X / tau): checked where the best assignment beats the runner-up by a margin
+    # (with a near-tie Sinkhorn at finite tau and n_iter may settle between the two).
+    log_alpha = torch.randn(
+        60, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    perms = torch.tensor(list(itertools.permutations(range(5))))
+    totals = log_alpha[:, torch.arange(5), perms].sum(-1)  # (items, 120)
+    best_two = totals.topk(2, dim=-1).values
+    clear = best_two[:, 0] - best_two[:, 1] > 0.05
+    assert clear.sum() >= 40
+    P = sinkhorn(log_alpha[clear], 2000, tau=0.01)
+    assert torch.equal(P.argmax(-1), matching(log_alpha[clear]))
+
+
+def test_forbidden_entries_stay_zero():
+    log_alpha = torch.randn(4, 4)
+    log_alpha[0, 1] = float("-inf")
+    P = sinkhorn(log_alpha, 50)
+    assert P[0, 1] == 0 and P.isfinite().all()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        (([[1.0, 2.0], [3.0, 4.0]],), {}, TypeError, "torch.Tensor"),
+        ((torch.randn(4),), {}, ValueError, "at least 2 dimensions"),
+        ((torch.randn(3, 4),), {}, ValueError, "square"),
+        ((torch.randn(3, 3),), {"tau": 0.0}, ValueError, "tau must be a finite number > 0"),
+        ((torch.randn(3, 3),), {"tau": -1.0}, ValueError, "tau"),
+        ((torch.randn(3, 3), 0), {}, ValueError, "n_iter must be >= 1"),
+        ((torch.randn(3, 3), 2.5), {}, TypeError, "n_iter must be an integer"),
+        ((torch.ones(3, 3, dtype=torch.int64),), {}, TypeError, "floating-point"),
+        ((torch.tensor([[0.0, float("nan")], [1.0, 2.0]]),), {}, ValueError, "NaN"),
+        ((torch.randn(2, 0, 0),), {}, ValueError, "N >= 1"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(args, kwargs, error, message):
+    for fn in (sinkhorn, log_sinkhorn):
+        with pytest.raises(error, match=message):
+            fn(*args, **kwargs)

@@ -1,0 +1,134 @@
+import json
+
+import pytest
+import torch
+
+from gumbel_sinkhorn import checkpoint, pretrained
+from gumbel_sinkhorn.train import fit
+
+
+class LineTask:
+    """A toy task: fit y = 3x - 1 with fresh noisy data every epoch."""
+
+    name = "line"
+
+    def __init__(self, batches: int = 10):
+        self.batches = batches
+
+    def config(self):
+        return {"batches": self.batches}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def build_model(self):
+        return torch.nn.Linear(1, 1)
+
+    def train_batches(self, epoch, generator):
+        for _ in range(self.batches):
+            x = torch.rand(16, 1, generator=generator)
+            yield x, 3 * x - 1 + 0.01 * torch.randn(16, 1)  # global RNG: seeded per epoch
+
+    def loss(self, model, batch):
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def batch_size(self, batch):
+        return len(batch[0])
+
+    def evaluate(self, model):
+        x = torch.linspace(0, 1, 11).unsqueeze(1)
+        return {"mse": torch.nn.functional.mse_loss(model(x), 3 * x - 1).item()}
+
+
+@pytest.fixture
+def line_task(monkeypatch):
+    monkeypatch.setitem(pretrained.TASKS, "line", "unused:LineTask")
+    monkeypatch.setattr(pretrained, "task_class", lambda name: LineTask)
+    return LineTask()
+
+
+def weights(run_dir):
+    return checkpoint.load(run_dir / "checkpoint.pt", "checkpoint")["model"]
+
+
+def test_fit_learns_and_logs_every_epoch(tmp_path, line_task):
+    history = fit(line_task, tmp_path, epochs=8, lr=0.1, progress=False)
+    assert [row["epoch"] for row in history] == list(range(1, 9))
+    assert history[-1]["mse"] < 0.01 < 0.1 < history[0]["mse"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == history
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_same_seed_same_weights_and_resume_matches_uninterrupted(tmp_path, line_task):
+    fit(line_task, tmp_path / "full", epochs=4, lr=0.05, seed=3, progress=False)
+    fit(line_task, tmp_path / "again", epochs=4, lr=0.05, seed=3, progress=False)
+    fit(line_task, tmp_path / "split", epochs=2, lr=0.05, seed=3, progress=False)
+    history = fit(
+        line_task, tmp_path / "split", epochs=4, lr=0.05, seed=3, resume=True, progress=False
+    )
+    assert len(history) == 4
+    for name in ("again", "split"):
+        for key, value in weights(tmp_path / "full").items():
+            assert torch.equal(value, weights(tmp_path / name)[key]), (name, key)
+    other = weights(tmp_path / "full")
+    fit(line_task, tmp_path / "seed4", epochs=4, lr=0.05, seed=4, progress=False)
+    assert not torch.equal(other["weight"], weights(tmp_path / "seed4")["weight"])
+
+
+def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, line_task):
+    fit(line_task, tmp_path, epochs=1, lr=0.1, progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        fit(line_task, tmp_path, epochs=2, lr=0.1, progress=False)
+    with pytest.raises(ValueError, match="another experiment"):
+        fit(LineTask(batches=2), tmp_path, epochs=2, lr=0.1, resume=True, progress=False)
+
+
+def test_corrupt_and_foreign_checkpoints_are_rejected(tmp_path, line_task):
+    fit(line_task, tmp_path, epochs=1, lr=0.1, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        fit(line_task, tmp_path, epochs=2, lr=0.1, resume=True, progress=False)
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a gumbel-sinkhorn checkpoint"):
+        checkpoint.load(path, "checkpoint")
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path):
+    path = checkpoint.save(tmp_path / "c.pt", "checkpoint", {"epoch": 1})
+
+    def explode(file):
+        file.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.atomic_write(path, explode)
+    assert checkpoint.load(path, "checkpoint")["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tmp_path, line_task):
+    with pytest.raises(FloatingPointError, match="lower learning rate"):
+        fit(line_task, tmp_path, epochs=3, lr=1e30, progress=False)
+
+
+def test_unwritable_run_folder_is_a_clear_error(tmp_path, line_task):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match="not writable"):
+        fit(line_task, blocker / "run", epochs=1, lr=0.1, progress=False)
+
+
+def test_weights_round_trip_through_load_model(tmp_path, line_task):
+    fit(line_task, tmp_path / "run", epochs=2, lr=0.1, progress=False)
+    task, model, metrics = pretrained.load_model(tmp_path / "run")
+    assert metrics["epoch"] == 2 and not model.training
+    path = pretrained.save_weights(tmp_path / "w.pt", task, model, {"mse": 0.5})
+    task2, model2, metrics2 = pretrained.load_model(path)
+    assert metrics2 == {"mse": 0.5} and task2.config() == task.config()
+    assert torch.equal(model2.weight, model.weight)
+    with pytest.raises(ValueError, match="neither a file"):
+        pretrained.load_model("no-such-model")
