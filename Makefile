@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/gumbel-sinkhorn demo
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check .
 
 test: lint
 	$(PY) -m pytest
