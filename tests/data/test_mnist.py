@@ -3,7 +3,6 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import threading
 from pathlib import Path
 
@@ -20,25 +19,6 @@ from gumbel_sinkhorn.data import (
 from gumbel_sinkhorn.data import mnist as mnist_module
 
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-DATA_ROOT = os.environ.get("GUMBEL_SINKHORN_DATA")  # read before the fixtures unset it
-
-
-@pytest.fixture
-def data_root():
-    root = DATA_ROOT
-    if not root:
-        pytest.skip("GUMBEL_SINKHORN_DATA is not set (the folder holding mnist/, fashion-mnist/)")
-    return Path(root)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Every test gets an empty user cache, an unset data root, and no network."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    monkeypatch.delenv("GUMBEL_SINKHORN_DATA", raising=False)
-    monkeypatch.setattr(mnist_module, "MIRRORS", {"mnist": (), "fashion-mnist": ()})
-    return cache / "gumbel-sinkhorn"
 
 
 def files_under(folder: Path) -> list[Path]:

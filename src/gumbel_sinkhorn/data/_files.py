@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.request import urlopen
+
+from tqdm import tqdm
 
 ENV_VAR = "GUMBEL_SINKHORN_DATA"
 _CHUNK = 1 << 20
@@ -71,17 +72,19 @@ def download(urls: Sequence[str], dest: Path, md5: str) -> Path:
 
 def _fetch(url: str, dest: Path, md5: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Downloading {url} to {dest}", file=sys.stderr)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         digest = hashlib.md5()
         received = 0
         with os.fdopen(fd, "wb") as out, urlopen(url, timeout=60) as response:
             expected = response.headers.get("Content-Length")
-            while chunk := response.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                received += len(chunk)
+            total = int(expected) if expected is not None else None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {url}") as bar:
+                while chunk := response.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and received != int(expected):

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .. import _checks
 from ..ops import invert_permutation, permute, random_permutation
+from .images import resize_images
 
 FIT_MODES = ("pad", "crop", "resize")
 
@@ -175,7 +176,7 @@ def fit_to_grid(
         top, left = h % grid // 2, w % grid // 2
         return images[..., top : top + h - h % grid, left : left + w - w % grid]
     size = (max(grid, round(h / grid) * grid), max(grid, round(w / grid) * grid))
-    return _resize(images, size)
+    return resize_images(images, size)
 
 
 def make_puzzles(
@@ -210,13 +211,3 @@ def _grid(images, grid) -> int:
     _checks.tensor(images, "images", min_dim=3)
     return _checks.count(grid, "grid")
 
-
-def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    *batch, c, h, w = images.shape
-    x = images.reshape(-1, c, h, w)
-    x = x if x.is_floating_point() else x.float()
-    out = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    if not images.is_floating_point():
-        info = torch.iinfo(images.dtype)
-        out = out.round().clamp(info.min, info.max).to(images.dtype)
-    return out.reshape(*batch, c, *size)
