@@ -96,6 +96,7 @@ def test_decode_idx_and_all_its_checks(tmp_path):
         "short.gz": (idx_bytes(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3]), bytes(5)), "truncated"),
         "long.gz": (idx_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2]), bytes(3)), "too long"),
         "header.gz": (gzip.compress(bytes([0, 0, 8, 3, 0, 0])), "truncated IDX header"),
+        "huge.gz": (idx_bytes(bytes([0, 0, 0x0E, 3]) + b"\xff" * 12, bytes(8)), "truncated"),
     }
     for name, (data, message) in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -127,7 +128,7 @@ def test_corrupt_files_in_the_root_are_rejected_and_not_cached(
     decoded_before = dict(mnist_module._decoded)
     with pytest.raises(CorruptFileError, match="published checksum") as err:
         load_mnist("test", root=root)
-    assert str(images) in str(err.value)
+    assert str(images) in str(err.value) and "delete it" in str(err.value)
     assert files_under(private_cache) == []  # no download, nothing written
     assert mnist_module._decoded.keys() == decoded_before.keys()  # nothing kept in memory
     images.write_bytes(original)  # once repaired, the same path loads

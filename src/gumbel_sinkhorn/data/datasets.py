@@ -18,7 +18,7 @@ FOLDER_SPLITS = ("train", "test", "all")
 FOLDER_TEST_SHARE = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ImageDataset:
     """Images uint8 ``(N, C, H, W)``, labels int64 ``(N,)`` (or None), and how to normalise them.
 
@@ -104,6 +104,8 @@ def load_dataset(
     default for folders: the smallest side). ``channels``: 1 or 3 (grey images are repeated to
     make 3; folders convert with Pillow); default: the data's own.
     """
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if isinstance(name, str) and name in NAMES:
         if name == "digits":
             images, labels = load_digits(split)
@@ -114,8 +116,6 @@ def load_dataset(
         images = images.unsqueeze(1)
         if size is not None:
             images = resize_images(images, _checks.count(size, "size"))
-        if channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
         n = channels or 1
         return ImageDataset(images.expand(-1, n, -1, -1).contiguous(), labels,
                             (mean,) * n, (std,) * n, name)
@@ -132,11 +132,12 @@ def folder_split(folder: str | os.PathLike, split: str) -> list[Path]:
     """The files of an image folder that make up ``split`` ("train", "test" or "all").
 
     >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
     >>> for i in range(20):
-    ...     _ = (folder / f"{i:02d}.png").write_bytes(b"")
-    >>> [p.name for p in folder_split(folder, "test")]
+    ...     _ = (pathlib.Path(tmp.name) / f"{i:02d}.png").write_bytes(b"")
+    >>> [p.name for p in folder_split(tmp.name, "test")]
     ['05.png', '15.png']
+    >>> tmp.cleanup()
 
     If the folder has a ``train/`` or ``test/`` subfolder, those are the splits (both must
     exist); otherwise the test files are ``round(10 %)`` of the sorted files, at least one when

@@ -25,11 +25,12 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     """The files under ``folder`` (recursively, hidden ones skipped), in sorted order.
 
     >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
     >>> for name in ("b.png", "a.jpg", ".DS_Store"):
-    ...     _ = (folder / name).write_bytes(b"")
-    >>> [p.name for p in image_files(folder)]
+    ...     _ = (pathlib.Path(tmp.name) / name).write_bytes(b"")
+    >>> [p.name for p in image_files(tmp.name)]
     ['a.jpg', 'b.png']
+    >>> tmp.cleanup()
 
     Raises ``FileNotFoundError`` if ``folder`` is not a folder.
     """
@@ -49,7 +50,8 @@ def load_image(
     """One image file as a uint8 tensor ``(C, H, W)``.
 
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "grey.png"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "grey.png"
     >>> save_image(torch.arange(12, dtype=torch.uint8).reshape(1, 3, 4), path)
     >>> load_image(path)
     tensor([[[ 0,  1,  2,  3],
@@ -57,6 +59,7 @@ def load_image(
              [ 8,  9, 10, 11]]], dtype=torch.uint8)
     >>> load_image(path, size=2, channels=3).shape
     torch.Size([3, 2, 2])
+    >>> tmp.cleanup()
 
     ``channels``: 1 (grey), 3 (RGB) or None (the file's own: 1 for grey images, else 3).
     ``size``: crop the central square and resize it to ``size × size`` (None: keep the image as
@@ -81,10 +84,12 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     """Write a ``(C, H, W)`` or ``(H, W)`` image (uint8, or float in [0, 1]) to a PNG/JPEG file.
 
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "red.png"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "red.png"
     >>> save_image(torch.tensor([1.0, 0.0, 0.0]).reshape(3, 1, 1).expand(3, 4, 4), path)
     >>> load_image(path)[:, 0, 0]
     tensor([255,   0,   0], dtype=torch.uint8)
+    >>> tmp.cleanup()
 
     Float images are clamped to [0, 1] and scaled to 0..255. The format follows the suffix.
     """
@@ -111,11 +116,13 @@ def load_image_folder(
     """All images under a folder as one uint8 batch ``(N, C, size, size)``.
 
     >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
     >>> save_image(torch.zeros(3, 40, 50), folder / "wide.png")
     >>> save_image(torch.ones(30, 30), folder / "grey.jpg")
     >>> load_image_folder(folder, grid=4).shape          # RGB, 30 rounded down to 28
     torch.Size([2, 3, 28, 28])
+    >>> tmp.cleanup()
 
     Every image is cropped to its central square and resized to ``size × size``; ``size``
     defaults to the smallest side among the folder's images and is rounded down to a multiple of

@@ -16,6 +16,7 @@ with ``CorruptFileError`` and never cached (on disk or in memory).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -108,7 +109,7 @@ def decode_idx(data: bytes, *, source: str = "IDX data") -> torch.Tensor:
         raise CorruptFileError(f"{source}: truncated IDX header ({len(data)} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise CorruptFileError(
             f"{source}: {len(data)} bytes, but its header (shape {shape}, {dtype.name}) needs "
@@ -202,7 +203,13 @@ def _load_file(name: str, filename: str, root, allow_download: bool) -> torch.Te
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _decoded:
-        _decoded[key] = read_idx(path, md5=md5)
+        try:
+            _decoded[key] = read_idx(path, md5=md5)
+        except CorruptFileError as err:
+            raise CorruptFileError(
+                f"{err}. Replace it with the original file, or delete it to have it downloaded "
+                f"again into {cache_dir()}"
+            ) from err
     return _decoded[key].clone()
 
 
