@@ -5,41 +5,7 @@ import torch
 
 from gumbel_sinkhorn import checkpoint, pretrained
 from gumbel_sinkhorn.train import fit
-
-
-class LineTask:
-    """A toy task: fit y = 3x - 1 with fresh noisy data every epoch."""
-
-    name = "line"
-
-    def __init__(self, batches: int = 10):
-        self.batches = batches
-
-    def config(self):
-        return {"batches": self.batches}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def build_model(self):
-        return torch.nn.Linear(1, 1)
-
-    def train_batches(self, epoch, generator):
-        for _ in range(self.batches):
-            x = torch.rand(16, 1, generator=generator)
-            yield x, 3 * x - 1 + 0.01 * torch.randn(16, 1)  # global RNG: seeded per epoch
-
-    def loss(self, model, batch):
-        x, y = batch
-        return torch.nn.functional.mse_loss(model(x), y)
-
-    def batch_size(self, batch):
-        return len(batch[0])
-
-    def evaluate(self, model):
-        x = torch.linspace(0, 1, 11).unsqueeze(1)
-        return {"mse": torch.nn.functional.mse_loss(model(x), 3 * x - 1).item()}
+from toy import LineTask
 
 
 @pytest.fixture

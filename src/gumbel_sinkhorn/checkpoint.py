@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import io
 import json
 import os
 import tempfile
@@ -22,20 +24,44 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     >>> target.read_bytes()
     b'hi'
 
-    A crash (or Ctrl-C) while writing leaves the previous file intact and no temporary behind.
+    An error (a full disk: ``OSError`` naming the file) or Ctrl-C while writing leaves the previous
+    file intact and no temporary behind; a killed process may leave a hidden temporary, which
+    :func:`remove_temporaries` clears.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+    except OSError as err:
+        why = f"could not write {path} ({err.strerror or err}); the previous file is unchanged"
+        raise (OSError(err.errno, why) if err.errno else OSError(why)) from err
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def remove_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries that killed :func:`atomic_write` calls on ``path`` left behind.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
+    >>> (target.parent / ".c.pt.x1y2.tmp").write_bytes(b"half")
+    4
+    >>> [p.name for p in remove_temporaries(target)]
+    ['.c.pt.x1y2.tmp']
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def save(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
@@ -47,7 +73,11 @@ def save(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
     3
     """
     stamped = {"format": f"gumbel-sinkhorn-{kind}", "version": VERSION, **payload}
-    return atomic_write(path, lambda file: torch.save(stamped, file))
+    # Serialised in memory first: torch.save turns a failing write (a full disk) into an obscure
+    # RuntimeError, a plain file write keeps the OSError.
+    buffer = io.BytesIO()
+    torch.save(stamped, buffer)
+    return atomic_write(path, lambda file: file.write(buffer.getbuffer()))
 
 
 def load(path: str | os.PathLike, *kinds: str) -> dict[str, Any]:

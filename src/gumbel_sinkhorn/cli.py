@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
+    except OSError as err:  # a full disk, a broken download: not the user's typo
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(f"{parser.prog}: interrupted{f': {err}' if str(err) else ''}", file=sys.stderr)
         return 130
 
 

@@ -3,23 +3,38 @@
 A Task (``tasks/jigsaw.py``, ``tasks/sorting.py``) provides ``name``, ``config()`` and
 ``from_config(cfg)``, ``build_model()``, ``train_batches(epoch, generator)``,
 ``loss(model, batch)``, ``batch_size(batch)`` and ``evaluate(model) -> dict``. :func:`fit` does
-the rest: seeding, Adam, progress bar, per-epoch evaluation, ``metrics.jsonl``, atomic checkpoints
-and resume.
+the rest: seeding, Adam, progress bar, per-epoch evaluation, ``metrics.jsonl``, atomic checkpoints,
+resume (also from the middle of an epoch), Ctrl-C, and torchrun / DistributedDataParallel.
+
+Randomness, the contract that makes runs reproducible, resumable and distributable:
+
+- ``train_batches`` yields *global* batches and draws their randomness from ``generator`` (seeded
+  from ``(seed, epoch)``; the global RNG is also seeded per batch, identically on every rank).
+  Under torchrun every rank draws the same global batch and trains on its own slice of it
+  (:func:`gumbel_sinkhorn.distributed.shard`; a task may define ``shard(batch, rank, world_size)``).
+- ``loss`` may use the global RNG (Gumbel noise): it is seeded from ``(seed, epoch, step, rank)``.
+- ``evaluate`` runs on every rank with the same seed and the same weights, so all ranks agree on
+  the metrics without a collective (it is forward-only and small next to an epoch of training).
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from . import _checks, checkpoint
+from . import _checks, checkpoint, distributed
 
 
 class Task(Protocol):
@@ -38,19 +53,38 @@ class Task(Protocol):
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]: ...
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped :func:`fit` after it saved a checkpoint that resumes."""
+
+
+def derive_seed(seed: int, *parts) -> int:
+    """A 63-bit seed that depends only on ``seed`` and ``parts`` (stable across runs and versions).
+
+    >>> derive_seed(0, 1) == derive_seed(0, 1) != derive_seed(0, 2)
+    True
+    """
+    digest = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch: every epoch's randomness depends only on ``(seed, epoch)``."""
-    return (seed * 1_000_003 + epoch) % 2**63
+    """The seed of the generator that ``train_batches`` gets: a function of ``(seed, epoch)``."""
+    return derive_seed(seed, epoch)
 
 
 def to_device(batch, device: torch.device):
-    """Move every tensor in a (nested) tuple / list / dict batch to ``device``."""
+    """Move every tensor in a (nested) tuple / named tuple / list / dict batch to ``device``.
+
+    >>> to_device({"x": [torch.zeros(2)]}, torch.device("cpu"))
+    {'x': [tensor([0., 0.])]}
+    """
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device) for v in batch)
+        moved = [to_device(v, device) for v in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
     return batch
 
 
@@ -62,24 +96,61 @@ def _lr_factor(schedule: str | None, epochs: int):
     raise ValueError(f"lr_schedule must be None or 'cosine', got {schedule!r}")
 
 
-def _check_writable(run_dir: Path) -> None:
+def _check_writable(run_dir: Path, rank: int) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        probe = run_dir / f".write-test-{rank}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
         raise PermissionError(f"run folder {run_dir} is not writable: {err.strerror}") from err
 
 
-def _resume_state(path: Path, task: Task) -> dict[str, Any]:
+def _resume_state(path: Path, task: Task, seed: int) -> dict[str, Any]:
     state = checkpoint.load(path, "checkpoint")
     if state["task"] != task.name or state["config"] != task.config():
         raise ValueError(
             f"{path} was written for another experiment ({state['task']}, {state['config']}); "
             f"resume with the same options or use a new run folder"
         )
+    if state["seed"] != seed:
+        raise ValueError(
+            f"{path} was trained with seed {state['seed']}; resume it with the same seed "
+            f"(got {seed}) or use a new run folder"
+        )
     return state
+
+
+class _StopSignals:
+    """Inside ``with``: SIGINT / SIGTERM ask the loop to stop at the next step (``.received``).
+
+    A second signal more than a second after the first interrupts at once (torchrun forwards the
+    terminal's Ctrl-C to its workers, which therefore see two signals in quick succession).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: signal.Signals | None = None
+        self._at = 0.0
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if self.received is None:
+            self.received, self._at = signal.Signals(signum), time.monotonic()
+        elif time.monotonic() - self._at > 1.0:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def fit(
@@ -95,100 +166,202 @@ def fit(
     grad_clip: float | None = None,
     lr_schedule: str | None = None,
     device: str | torch.device | None = None,
+    save_every: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``task``'s model for ``epochs`` epochs; return one dict of numbers per epoch.
 
-    Writes ``run_dir/checkpoint.pt`` (atomically, after every epoch) and ``run_dir/metrics.jsonl``.
-    With ``resume=True`` it continues from the checkpoint; because every epoch is seeded from
-    ``(seed, epoch)``, a resumed run ends with the same weights as an uninterrupted one.
+    Writes ``run_dir/checkpoint.pt`` (atomically, after every epoch, every ``save_every`` steps if
+    given, and on Ctrl-C / SIGTERM before raising :class:`TrainingInterrupted`) and
+    ``run_dir/metrics.jsonl``. With ``resume=True`` it continues from the checkpoint, also from the
+    middle of an epoch; a resumed run ends with the same weights as an uninterrupted one.
+
+    Under ``torchrun --nproc-per-node K`` it trains with DistributedDataParallel: each rank trains
+    on its slice of every global batch, the loss and items/s are summed over ranks, and only rank 0
+    writes files and shows the progress bar. Every rank returns the same history.
     """
     epochs = _checks.count(epochs, "epochs")
     lr = _checks.positive(lr, "lr")
     eval_every = _checks.count(eval_every, "eval_every")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if save_every is not None:
+        save_every = _checks.count(save_every, "save_every")
+    _lr_factor(lr_schedule, epochs)
     run_dir = Path(run_dir)
-    _check_writable(run_dir)
-    ckpt_path = run_dir / "checkpoint.pt"
-
-    torch.manual_seed(seed)
-    model = task.build_model().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(lr_schedule, epochs))
-    history: list[dict[str, Any]] = []
-    if resume and ckpt_path.exists():
-        state = _resume_state(ckpt_path, task)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-    elif ckpt_path.exists():
-        raise ValueError(f"{run_dir} already holds a run; pass resume=True or use a new folder")
-
-    for epoch in range(len(history), epochs):
-        row = _train_epoch(task, model, optimizer, epoch, seed, device, grad_clip, progress)
-        row["lr"] = scheduler.get_last_lr()[0]
-        scheduler.step()
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-            model.eval()
-            with torch.no_grad():
-                row.update(task.evaluate(model))
-        history.append(row)
-        state = {
-            "task": task.name,
-            "config": task.config(),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "history": history,
-            "seed": seed,
-        }
-        checkpoint.save(ckpt_path, "checkpoint", state)
-        lines = "".join(json.dumps(r) + "\n" for r in history)
-        checkpoint.atomic_write(run_dir / "metrics.jsonl", lambda f, s=lines: f.write(s.encode()))
-        if progress:
-            tqdm.write(_summary(row))
-    return history
+    with distributed.cluster(device) as here, _StopSignals() as stop:
+        _check_writable(run_dir, here.rank)
+        loop = _Loop(task, run_dir, here, stop, seed=seed, progress=progress and here.is_main)
+        loop.start(lr, epochs, lr_schedule, resume)
+        return loop.run(epochs, eval_every, grad_clip, save_every)
 
 
-def _train_epoch(task, model, optimizer, epoch, seed, device, grad_clip, progress):
-    torch.manual_seed(epoch_seed(seed, epoch))
-    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-    model.train()
-    batches = task.train_batches(epoch, generator)
-    bar = tqdm(
-        batches,
-        desc=f"epoch {epoch + 1}",
-        disable=not progress,
-        leave=False,
-        total=len(batches) if hasattr(batches, "__len__") else None,
-    )
-    total_loss, items, steps, start = 0.0, 0, 0, time.perf_counter()
-    for batch in bar:
-        loss = task.loss(model, to_device(batch, device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1}; "
-                "try a lower learning rate or a higher tau"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        total_loss += loss.item()
-        items += task.batch_size(batch)
-        steps += 1
-        bar.set_postfix(
-            loss=f"{total_loss / steps:.4g}",
-            items_per_s=f"{items / (time.perf_counter() - start):.0f}",
+class _Loop:
+    """The state of one :func:`fit` call: model, optimizer, history and the position in an epoch."""
+
+    def __init__(self, task, run_dir: Path, here, stop: _StopSignals, *, seed: int, progress: bool):
+        self.task, self.run_dir, self.here, self.stop = task, run_dir, here, stop
+        self.seed, self.progress = seed, progress
+        self.ckpt_path = run_dir / "checkpoint.pt"
+
+    def start(self, lr, epochs, lr_schedule, resume):
+        torch.manual_seed(self.seed)
+        self.model = self.task.build_model().to(self.here.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_factor(lr_schedule, epochs)
         )
-    seconds = time.perf_counter() - start
-    return {
-        "epoch": epoch + 1,
-        "loss": total_loss / max(steps, 1),
-        "seconds": seconds,
-        "items_per_s": items / seconds if seconds > 0 else 0.0,
-    }
+        self.history: list[dict[str, Any]] = []
+        self.position: dict[str, Any] | None = None  # where a checkpoint stopped mid-epoch
+        if self.here.is_main:  # what a killed run was writing
+            for name in ("checkpoint.pt", "metrics.jsonl"):
+                checkpoint.remove_temporaries(self.run_dir / name)
+        if resume and self.ckpt_path.exists():
+            state = _resume_state(self.ckpt_path, self.task, self.seed)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.history = state["history"]
+            self.position = state.get("position")
+        elif self.ckpt_path.exists():
+            raise ValueError(
+                f"{self.run_dir} already holds a run; pass resume=True or use a new folder"
+            )
+        self.trained = self.model
+        if self.here.distributed:
+            ids = [self.here.device.index] if self.here.device.type == "cuda" else None
+            self.trained = DistributedDataParallel(self.model, device_ids=ids)
+
+    def run(self, epochs, eval_every, grad_clip, save_every):
+        for epoch in range(len(self.history), epochs):
+            row = self._train_epoch(epoch, grad_clip, save_every)
+            row["lr"] = self.scheduler.get_last_lr()[0]
+            self.scheduler.step()
+            if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+                self.model.eval()
+                torch.manual_seed(derive_seed(self.seed, epoch, "evaluate"))
+                with torch.no_grad():
+                    row.update(self.task.evaluate(self.model))
+            self.history.append(row)
+            self.position = None
+            self._save()
+            if self.here.is_main:
+                lines = "".join(json.dumps(r) + "\n" for r in self.history)
+                checkpoint.atomic_write(
+                    self.run_dir / "metrics.jsonl", lambda f, s=lines: f.write(s.encode())
+                )
+                if self.progress:
+                    tqdm.write(_summary(row))
+            if distributed.all_sum([float(self.stop.received is not None)], self.here)[0]:
+                self._interrupted(f"after epoch {epoch + 1}")
+        return self.history
+
+    def _save(self):
+        if not self.here.is_main:
+            return
+        state = {
+            "task": self.task.name,
+            "config": self.task.config(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.history,
+            "position": self.position,
+            "seed": self.seed,
+        }
+        checkpoint.save(self.ckpt_path, "checkpoint", state)
+
+    def _interrupted(self, where: str):
+        why = self.stop.received.name if self.stop.received is not None else "another process"
+        raise TrainingInterrupted(
+            f"stopped by {why} {where}; {self.ckpt_path} holds the run: resume it to continue"
+        )
+
+    def _batches(self, epoch: int, start: int):
+        """``(number of batches or None, iterator over (step, global batch))`` from step ``start``.
+
+        The global RNG is seeded before each batch is drawn, identically on every rank; the
+        batches before ``start`` (done before a checkpoint) are drawn again and dropped.
+        """
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        batches = self.task.train_batches(epoch, generator)
+        total = len(batches) if hasattr(batches, "__len__") else None
+
+        def steps():
+            iterator = iter(batches)
+            for step in itertools.count():
+                torch.manual_seed(derive_seed(self.seed, epoch, step, "data"))
+                batch = next(iterator, None)
+                if batch is None:
+                    if step < start:
+                        raise ValueError(
+                            f"the checkpoint stopped at step {start} of epoch {epoch + 1}, but "
+                            f"the task's epoch has {step} batches; resume with the same options"
+                        )
+                    return
+                if step >= start:
+                    yield step, batch
+
+        return total, steps()
+
+    def _local(self, batch):
+        """This rank's slice of a global batch, and the global batch's size."""
+        size = self.task.batch_size(batch)
+        here = self.here
+        if not here.distributed:
+            return batch, size
+        if hasattr(self.task, "shard"):
+            return self.task.shard(batch, here.rank, here.world_size), size
+        return distributed.shard(batch, size, here.rank, here.world_size), size
+
+    def _train_epoch(self, epoch, grad_clip, save_every):
+        done = self.position or {"step": 0, "loss_sum": 0.0, "items": 0, "seconds": 0.0}
+        steps, loss_sum, items = done["step"], done["loss_sum"], done["items"]
+        start = time.perf_counter() - done["seconds"]
+        total, batches = self._batches(epoch, steps)
+        bar = tqdm(
+            desc=f"epoch {epoch + 1}", total=total, initial=steps, disable=not self.progress,
+            leave=False,
+        )
+        self.model.train()
+        for step, batch in batches:
+            local, size = self._local(batch)
+            torch.manual_seed(derive_seed(self.seed, epoch, step, "loss", self.here.rank))
+            loss = self.task.loss(self.trained, to_device(local, self.here.device))
+            n_local = self.task.batch_size(local) if self.here.distributed else size
+            stats = [loss.item() * n_local, n_local, float(self.stop.received is not None)]
+            step_loss_sum, step_items, stopping = distributed.all_sum(stats, self.here)
+            if not math.isfinite(step_loss_sum):
+                raise FloatingPointError(
+                    f"the loss became {step_loss_sum / step_items} at epoch {epoch + 1}, step "
+                    f"{step + 1}; try a lower learning rate or a higher tau"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), grad_clip)
+            self.optimizer.step()
+            steps, loss_sum, items = steps + 1, loss_sum + step_loss_sum / step_items, items + size
+            elapsed = time.perf_counter() - start
+            bar.update()
+            bar.set_postfix(loss=f"{loss_sum / steps:.4g}", items_per_s=f"{items / elapsed:.0f}")
+            if stopping or (save_every and steps % save_every == 0):
+                self.position = {
+                    "epoch": epoch,
+                    "step": steps,
+                    "loss_sum": loss_sum,
+                    "items": items,
+                    "seconds": elapsed,
+                }
+                self._save()
+            if stopping:
+                bar.close()
+                self._interrupted(f"at epoch {epoch + 1}, step {steps}")
+        bar.close()
+        seconds = time.perf_counter() - start
+        return {
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(steps, 1),
+            "seconds": seconds,
+            "items_per_s": items / seconds if seconds > 0 else 0.0,
+        }
 
 
 def _summary(row: dict[str, Any]) -> str:

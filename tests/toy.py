@@ -1,0 +1,105 @@
+"""A toy Task for the training-loop tests, and a script that trains it (also under torchrun).
+
+    python tests/toy.py RUN_DIR --epochs 3 [--seed S] [--resume] [--save-every N]
+    torchrun --standalone --nproc-per-node 2 tests/toy.py RUN_DIR ...
+
+Under torchrun each rank finally writes RUN_DIR/rankR-of-W: the number of items it trained on.
+
+With ``TOY_PAUSE=EPOCH,STEP,FOLDER`` in the environment, the step STEP (0-based) of epoch EPOCH
+creates FOLDER/paused and then waits until FOLDER/go exists: a test kills or interrupts the process
+there, mid-epoch, at a known step.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+class LineTask:
+    """A toy task: fit y = 3x - 1 with fresh noisy data every epoch."""
+
+    name = "line"
+
+    def __init__(self, batches: int = 10, batch: int = 16):
+        self.batches = batches
+        self.batch = batch
+        self.seen = 0  # items that reached loss() in this process
+
+    def config(self):
+        return {"batches": self.batches, "batch": self.batch}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def build_model(self):
+        return torch.nn.Linear(1, 1)
+
+    def train_batches(self, epoch, generator):
+        self.epoch = epoch
+        for step in range(self.batches):
+            self.step = step
+            x = torch.rand(self.batch, 1, generator=generator)
+            # The noise comes from the global RNG, which fit seeds per batch.
+            yield x, 3 * x - 1 + 0.01 * torch.randn(self.batch, 1)
+
+    def loss(self, model, batch):
+        _pause_here(self.epoch, self.step)
+        x, y = batch
+        self.seen += len(x)
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def batch_size(self, batch):
+        return len(batch[0])
+
+    def evaluate(self, model):
+        x = torch.linspace(0, 1, 11).unsqueeze(1)
+        return {"mse": torch.nn.functional.mse_loss(model(x), 3 * x - 1).item()}
+
+
+def _pause_here(epoch, step):
+    pause = os.environ.get("TOY_PAUSE")
+    if not pause:
+        return
+    at_epoch, at_step, folder = pause.split(",", 2)
+    if (epoch, step) != (int(at_epoch), int(at_step)):
+        return
+    folder = Path(folder)
+    (folder / "paused").touch()
+    deadline = time.monotonic() + 60
+    while not (folder / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def main(argv=None):
+    from gumbel_sinkhorn.train import fit
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--save-every", type=int)
+    args = parser.parse_args(argv)
+    task = LineTask()
+    try:
+        fit(
+            task, args.run_dir, epochs=args.epochs, lr=args.lr, seed=args.seed,
+            resume=args.resume, save_every=args.save_every, progress=False, device="cpu",
+        )
+    except KeyboardInterrupt as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return 130
+    if "RANK" in os.environ:  # under torchrun: what this rank trained on
+        report = Path(args.run_dir) / f"rank{os.environ['RANK']}-of-{os.environ['WORLD_SIZE']}"
+        report.write_text(str(task.seen))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
