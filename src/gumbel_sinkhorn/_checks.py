@@ -20,8 +20,11 @@ def tensor(x, name: str, *, min_dim: int = 0, floating: bool = False) -> torch.T
     return x
 
 
-def scores(log_alpha, name: str = "log_alpha", *, square: bool = True) -> torch.Tensor:
-    """A float tensor of shape ``(..., N, N)`` (or ``(..., N, M)``) without NaN."""
+def scores(
+    log_alpha, name: str = "log_alpha", *, square: bool = True, posinf: bool = True
+) -> torch.Tensor:
+    """A float tensor of shape ``(..., N, N)`` (or ``(..., N, M)``) without NaN (nor +inf if
+    ``posinf`` is False); one pass over the data when every entry is finite."""
     tensor(log_alpha, name, min_dim=2, floating=True)
     n, m = log_alpha.shape[-2:]
     if square and n != m:
@@ -31,8 +34,12 @@ def scores(log_alpha, name: str = "log_alpha", *, square: bool = True) -> torch.
         )
     if n == 0 or m == 0:
         raise ValueError(f"{name} must have N >= 1, got shape {tuple(log_alpha.shape)}")
-    if log_alpha.device.type != "meta" and torch.isnan(log_alpha).any():
+    if log_alpha.device.type == "meta" or bool(torch.isfinite(log_alpha).all()):
+        return log_alpha
+    if torch.isnan(log_alpha).any():
         raise ValueError(f"{name} contains NaN")
+    if not posinf and torch.isposinf(log_alpha).any():
+        raise ValueError(f"{name} contains +inf; use finite scores, or -inf to forbid an entry")
     return log_alpha
 
 

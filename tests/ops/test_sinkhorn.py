@@ -111,7 +111,7 @@ def test_forbidden_entries_stay_zero():
     [
         (([[1.0, 2.0], [3.0, 4.0]],), {}, TypeError, "torch.Tensor"),
         ((torch.randn(4),), {}, ValueError, "at least 2 dimensions"),
-        ((torch.randn(3, 4),), {}, ValueError, "square"),
+        ((torch.randn(4, 3),), {}, ValueError, "N <= M"),  # N < M: a partial permutation
         ((torch.randn(3, 3),), {"tau": 0.0}, ValueError, "tau must be a finite number > 0"),
         ((torch.randn(3, 3),), {"tau": -1.0}, ValueError, "tau"),
         ((torch.randn(3, 3), 0), {}, ValueError, "n_iter must be >= 1"),

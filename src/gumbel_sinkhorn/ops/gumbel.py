@@ -59,7 +59,8 @@ def gumbel_sinkhorn(
     n_samples: int = 1,
     noise_factor: float = 1.0,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+    **options,
+):
     """Samples of the Gumbel-Sinkhorn distribution S((log_alpha + noise_factor * G) / tau).
 
     >>> import torch
@@ -70,10 +71,12 @@ def gumbel_sinkhorn(
 
     Shapes: ``(..., N, N)`` in; out the same, or ``(n_samples, ..., N, N)`` when ``n_samples > 1``.
     The noise is added before dividing by ``tau`` (as in the paper); ``noise_factor=0`` is plain
-    Sinkhorn. Differentiable with respect to ``log_alpha``.
+    Sinkhorn. Differentiable with respect to ``log_alpha``. Other keyword ``options`` (``tol``,
+    ``mask``, ``sizes``, ``backward``, ``return_info``) go to ``sinkhorn``; ``N <= M`` there.
     """
-    _checks.scores(log_alpha)
-    return sinkhorn(_noisy(log_alpha, n_samples, noise_factor, generator), n_iter, tau=tau)
+    _checks.scores(log_alpha, square=False)
+    noisy = _noisy(log_alpha, n_samples, noise_factor, generator)
+    return sinkhorn(noisy, n_iter, tau=tau, **options)
 
 
 def gumbel_matching(

@@ -1,39 +1,75 @@
-"""The Sinkhorn operator in the log domain."""
+"""The Sinkhorn operator: log-domain semantics, a fast stabilised solver, two backward modes."""
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import torch
+from torch.autograd.function import once_differentiable
 
 from .. import _checks
+from ._sinkhorn_implicit import implicit_grad
+from ._sinkhorn_problem import build, size_mask
+from ._sinkhorn_solver import Solution, reverse, solve
+
+BACKWARDS = ("unrolled", "implicit")
+# The tolerance that ``SinkhornInfo.converged`` is judged against when no ``tol`` is given.
+REPORT_TOL = 1e-3
 
 
-def log_sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0) -> torch.Tensor:
+class SinkhornConvergenceWarning(RuntimeWarning):
+    """``n_iter`` ran out before the marginal error fell below ``tol``."""
+
+
+class SinkhornInfo(NamedTuple):
+    """What a Sinkhorn run did: iterations run, each item's final marginal error, and whether it
+    is below ``tol`` (``REPORT_TOL`` when no ``tol`` was given). ``error`` and ``converged`` have
+    the batch shape."""
+
+    n_iter: int
+    error: torch.Tensor
+    converged: torch.Tensor
+    tol: float
+
+
+def log_sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0, **options):
     """Log of the Sinkhorn normalisation of ``log_alpha / tau``.
 
     >>> import torch
     >>> P = log_sinkhorn(torch.randn(3, 3), 50).exp()
     >>> torch.allclose(P.sum(-1), torch.ones(3), atol=1e-4)
     True
+    >>> log_P, info = log_sinkhorn(torch.randn(8, 5, 5), 500, tol=1e-6, return_info=True)
+    >>> info.n_iter < 500, bool(info.converged.all())
+    (True, True)
 
-    Shapes: ``(..., N, N)`` in, ``(..., N, N)`` out, same device and dtype.
+    Shapes: ``(..., N, M)`` in and out with ``N <= M``, same device and dtype (float16 and
+    bfloat16 are computed in float32). Keyword ``options``:
+
+    - ``tol``: stop once every item's largest row/column marginal error is below it (checked
+      every 10 iterations); a ``SinkhornConvergenceWarning`` if ``n_iter`` runs out first.
+    - ``mask`` (bool, broadcastable to the input) or ``sizes`` (ints of the batch shape, or a
+      pair ``(rows, cols)``): entries outside the mask are forbidden, and rows or columns with
+      no allowed entry are padding: exactly 0 in ``P`` (``-inf`` here), with zero gradient.
+      ``-inf`` scores act like a masked-out entry.
+    - ``backward``: ``"unrolled"`` differentiates the ``n_iter`` iterations exactly;
+      ``"implicit"`` differentiates the fixed point (exact at convergence, memory and time
+      independent of ``n_iter``).
+    - ``return_info``: also return a ``SinkhornInfo`` (iterations run, error, converged flag).
 
     Maths: with ``X = log_alpha / tau``, alternately ``X -= logsumexp(X, -1)`` (rows) and
-    ``X -= logsumexp(X, -2)`` (columns), ``n_iter`` times each. Implemented on the row and column
-    potentials ``f``, ``g`` (``X + f + g`` is the result), which keeps fewer ``N x N`` tensors alive
-    for the backward pass. ``-inf`` entries stay ``-inf`` (forbidden pairs).
+    ``X -= logsumexp(X, -2)`` (columns), ``n_iter`` times each (the seed's iteration). When
+    ``N < M`` (or an item has fewer rows than columns) a slack row of constant score takes each
+    column's unassigned mass: rows sum to 1 and columns to at most 1.
     """
-    _checks.scores(log_alpha)
-    n_iter = _checks.count(n_iter, "n_iter")
-    tau = _checks.positive(tau, "tau")
-    x = log_alpha / tau
-    g = torch.zeros_like(x[..., :1, :])
-    for _ in range(n_iter):
-        f = -torch.logsumexp(x + g, dim=-1, keepdim=True)
-        g = -torch.logsumexp(x + f, dim=-2, keepdim=True)
-    return x + f + g
+    return _sinkhorn(log_alpha, n_iter, tau=tau, log=True, **options)
 
 
-def sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0) -> torch.Tensor:
+def sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0, **options):
     """Sinkhorn operator S(log_alpha / tau): a doubly stochastic matrix.
 
     >>> import torch
@@ -41,9 +77,152 @@ def sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0) -> 
     >>> P.round(decimals=3)
     tensor([[1., 0.],
             [0., 1.]])
+    >>> P = sinkhorn(torch.randn(2, 4, 4), 100, sizes=torch.tensor([4, 2]))   # padded batch
+    >>> P[1].sum(-1)
+    tensor([1., 1., 0., 0.])
 
-    Shapes: ``(..., N, N)`` in and out. Maths: ``exp(log_sinkhorn(log_alpha, n_iter, tau=tau))``;
-    its rows sum to 1 exactly after the last (column) step leaves columns summing to 1, and rows
-    converge to 1 as ``n_iter`` grows.
+    Shapes: ``(..., N, M)`` in and out (``N <= M``). ``exp(log_sinkhorn(...))`` with the same
+    options (see ``log_sinkhorn``), computed without the final exponential; columns sum to
+    exactly 1 (at most 1 when ``N < M``) after the last (column) step, rows converge to 1 as
+    ``n_iter`` grows.
     """
-    return log_sinkhorn(log_alpha, n_iter, tau=tau).exp()
+    return _sinkhorn(log_alpha, n_iter, tau=tau, log=False, **options)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    n_iter: int
+    tau: float
+    tol: float | None
+    backward: str
+    log: bool
+
+
+def _sinkhorn(
+    log_alpha,
+    n_iter,
+    *,
+    tau,
+    log,
+    tol: float | None = None,
+    mask: torch.Tensor | None = None,
+    sizes=None,
+    backward: str = "unrolled",
+    return_info: bool = False,
+):
+    settings = _Settings(
+        _checks.count(n_iter, "n_iter"),
+        _checks.positive(tau, "tau"),
+        None if tol is None else _checks.positive(tol, "tol"),
+        _choice(backward),
+        log,
+    )
+    _checks.scores(log_alpha, square=False, posinf=False)
+    n, m = log_alpha.shape[-2:]
+    if n > m:
+        raise ValueError(
+            f"log_alpha must have N <= M (rows <= columns), got shape {tuple(log_alpha.shape)}; "
+            "transpose it"
+        )
+    mask = _full_mask(log_alpha, mask, sizes)
+    batch_shape = log_alpha.shape[:-2]
+    flat = log_alpha.reshape(-1, n, m)
+    if flat.shape[0] == 0:
+        out = log_alpha * 0.0
+        error = log_alpha.new_zeros(batch_shape)
+        info = SinkhornInfo(0, error, error == 0, tol or REPORT_TOL)
+        return (out, info) if return_info else out
+    report = []
+    flat_mask = None if mask is None else mask.reshape(-1, n, m)
+    out = _SinkhornFunction.apply(flat, flat_mask, settings, report).reshape(log_alpha.shape)
+    if tol is None and not return_info:
+        return out
+    info = _info(report[0], batch_shape, tol)
+    if tol is not None and not bool(info.converged.all()):
+        _warn(
+            f"sinkhorn: {settings.n_iter} iterations ran out before the marginal error fell "
+            f"below tol={tol}; raise n_iter (or tau), or loosen tol",
+        )
+    return (out, info) if return_info else out
+
+
+def _choice(backward) -> str:
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+    return backward
+
+
+def _full_mask(log_alpha, mask, sizes) -> torch.Tensor | None:
+    """The boolean mask from ``mask`` and ``sizes``, broadcast to ``log_alpha``'s shape."""
+    n, m = log_alpha.shape[-2:]
+    masks = []
+    if mask is not None:
+        _checks.tensor(mask, "mask")
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor, got dtype {mask.dtype}")
+        masks.append(mask.to(log_alpha.device))
+    if sizes is not None:
+        masks.append(size_mask(sizes, n, m, log_alpha.device))
+    if not masks:
+        return None
+    full = masks[0] if len(masks) == 1 else masks[0] & masks[1]
+    try:
+        return full.expand(log_alpha.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"mask/sizes give shape {tuple(full.shape)}, which does not broadcast to "
+            f"log_alpha's {tuple(log_alpha.shape)}"
+        ) from err
+
+
+def _info(solution: Solution, batch_shape, tol) -> SinkhornInfo:
+    error = solution.error().reshape(batch_shape)
+    judge = REPORT_TOL if tol is None else tol
+    return SinkhornInfo(solution.n_iter, error, error < judge, judge)
+
+
+def _warn(message: str) -> None:
+    """Warn at the first frame outside this package's ops (once per call site, by default)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, SinkhornConvergenceWarning, stacklevel=level)
+
+
+class _SinkhornFunction(torch.autograd.Function):
+    """log P (or P) of a flat batch (B, N, M); the backward is unrolled or implicit."""
+
+    @staticmethod
+    def forward(ctx, log_alpha, mask, settings: _Settings, report: list):
+        work = torch.float64 if log_alpha.dtype == torch.float64 else torch.float32
+        scores = log_alpha.to(work)
+        problem = build(scores / settings.tau if settings.tau != 1 else scores, mask)
+        unrolled = settings.backward == "unrolled"
+        solution = solve(
+            problem, settings.n_iter, tol=settings.tol, record=unrolled and ctx.needs_input_grad[0]
+        )
+        report.append(solution)
+        full = solution.log_plan() if settings.log else solution.plan()
+        out = full[:, : problem.n_rows]
+        ctx.settings, ctx.n_rows = settings, problem.n_rows
+        if ctx.needs_input_grad[0]:
+            ctx.solution = solution if unrolled else None
+            plan = None if unrolled else (full if not settings.log else solution.plan())
+            ctx.save_for_backward(out, plan, log_alpha)  # log_alpha: version check only
+        return out.to(log_alpha.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        out, plan, _ = ctx.saved_tensors
+        grad = grad_out.to(out.dtype)
+        # the gradient with respect to log P; 0 where P is exactly 0
+        grad = torch.where(out > float("-inf"), grad, 0.0) if ctx.settings.log else grad * out
+        rows = (plan if plan is not None else ctx.solution.problem.x).shape[-2]
+        if rows > ctx.n_rows:  # the slack row is not an output: its gradient is 0
+            grad = torch.cat([grad, grad.new_zeros(grad.shape[0], 1, grad.shape[-1])], dim=-2)
+        dx = reverse(ctx.solution, grad) if plan is None else implicit_grad(plan, grad)
+        if ctx.settings.tau != 1:
+            dx.div_(ctx.settings.tau)
+        return dx[:, : ctx.n_rows].to(grad_out.dtype), None, None, None

@@ -1,0 +1,264 @@
+"""Sinkhorn iterations and their exact reverse pass, without autograd.
+
+The iterations are those of the log domain on the row and column potentials ``f``, ``g``::
+
+    f = -logsumexp(x + log b + g, over columns)     g = -logsumexp(x + log a + f, over rows)
+
+with ``P = exp(x + log a + f + log b + g)``. They run in chunks of ``CHECK_EVERY`` iterations in
+the *scaling form*: with ``K = exp(x + f0 + g0)`` for base potentials ``f0``, ``g0``, the updates
+are ``u = 1 / K(b v)``, ``v = 1 / K^T(a u)`` (``f = f0 + log u``, ``g = g0 + log v``): two
+matrix-vector products and no exponential per iteration. After each chunk one check (the only
+device-to-host sync) looks at the scalings: when they grow past a limit the potentials are
+absorbed into a new base, and a chunk that overflowed is redone in the log domain.
+
+The reverse pass differentiates exactly these iterations (the unrolled gradient) from the stored
+per-iteration vectors: every term of ``dL/dx`` has the form ``K * (l r^T)``, so a chunk's
+contribution is one batched matrix product, and memory does not grow with ``n_iter`` beyond
+vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ._sinkhorn_problem import Problem
+
+CHECK_EVERY = 10
+
+
+def _limit(dtype: torch.dtype) -> float:
+    """How far (in log) the scalings may move from their base before it must be refreshed."""
+    return 200.0 if dtype == torch.float64 else 20.0
+
+
+def _mv(K: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``K @ v`` for batches: (B, R, M), (B, M) -> (B, R) (the row-vector form is the fast one)."""
+    return torch.matmul(v.unsqueeze(-2), K.mT).squeeze(-2)
+
+
+def _vm(u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """``u @ K`` for batches: (B, R), (B, R, M) -> (B, M)."""
+    return torch.matmul(u.unsqueeze(-2), K).squeeze(-2)
+
+
+def _times(v: torch.Tensor, mass: torch.Tensor | None) -> torch.Tensor:
+    return v if mass is None else v * mass
+
+
+def _plus(v: torch.Tensor, log_mass: torch.Tensor | None) -> torch.Tensor:
+    return v if log_mass is None else v + log_mass
+
+
+@dataclass
+class _Base:
+    """Potentials absorbed into ``K = exp(x + f + g)``."""
+
+    f: torch.Tensor
+    g: torch.Tensor
+    K: torch.Tensor | None = None
+
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        if self.K is None:
+            self.K = torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2)).exp_()
+        return self.K
+
+
+@dataclass
+class _Chunk:
+    """Consecutive iterations: the column vector before them and each iteration's vectors.
+
+    Log-domain chunks store potentials ``f``, ``g``; scaling chunks store ``u``, ``v`` relative
+    to ``base``.
+    """
+
+    base: _Base | None
+    start: torch.Tensor
+    rows: list[torch.Tensor] = field(default_factory=list)
+    cols: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class Solution:
+    """The last iterate: potentials ``f``, ``g`` (and ``base, u, v`` after a scaling chunk)."""
+
+    problem: Problem
+    f: torch.Tensor
+    g: torch.Tensor
+    n_iter: int
+    checked_error: torch.Tensor | None
+    chunks: list[_Chunk]
+    last: tuple[_Base, torch.Tensor, torch.Tensor] | None
+
+    def error(self) -> torch.Tensor:
+        """Largest row-sum error of each item (B,); columns are exact after the last step."""
+        if self.checked_error is None:
+            p, last = self.problem, self.last
+            self.checked_error = _scaling_error(p, *last) if last else _log_error(p, self.f, self.g)
+        return self.checked_error
+
+    def log_plan(self) -> torch.Tensor:
+        """``log P`` (B, R, M), ``-inf`` outside the allowed entries."""
+        p = self.problem
+        f, g = _plus(self.f, p.log_a).unsqueeze(-1), _plus(self.g, p.log_b).unsqueeze(-2)
+        return torch.add(p.x, f).add_(g)
+
+    def plan(self) -> torch.Tensor:
+        """``P`` (B, R, M); from the kernel when the last chunk ran in the scaling form."""
+        if self.last is None:
+            return self.log_plan().exp()
+        base, u, v = self.last
+        p = self.problem
+        K = base.kernel(p.x)
+        return torch.mul(K, _times(u, p.a).unsqueeze(-1)).mul_(_times(v, p.b).unsqueeze(-2))
+
+
+def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> Solution:
+    """Run at most ``n_iter`` iterations (fewer once the row error is below ``tol``).
+
+    With ``record`` the per-iteration vectors are kept for ``reverse``.
+    """
+    x = problem.x
+    limit = _limit(x.dtype)
+    f, g = -problem.row_max, x.new_zeros(x.shape[0], x.shape[-1])
+    base, chunks, last = _Base(f, g), [], None
+    done, error = 0, None
+    while done < n_iter:
+        steps = min(CHECK_EVERY, n_iter - done)
+        if base is None:  # absorb the potentials into a fresh kernel
+            base = _Base(f, g)
+        chunk, u, v = _scaling_chunk(problem, base, g, steps, record)
+        f_new, g_new = base.f + u.log(), base.g + v.log()
+        reach = torch.cat([f_new - base.f, g_new - base.g], -1).abs().amax()
+        error = _scaling_error(problem, base, u, v) if tol is not None else None
+        reach, worst = torch.stack([reach, reach if error is None else error.amax()]).tolist()
+        if reach <= limit:  # false for inf and NaN too
+            last = (base, u, v)
+        else:  # the scalings overflowed or lost precision: redo the chunk in the log domain
+            chunk, f_new, g_new = _log_chunk(problem, g, steps, record)
+            error = _log_error(problem, f_new, g_new) if tol is not None else None
+            worst = 0.0 if error is None else error.amax().item()
+            last = None
+        if not reach <= limit / 2:
+            base.K, base = None, None
+        chunks.append(chunk)
+        f, g, done = f_new, g_new, done + steps
+        if tol is not None and worst < tol:
+            break
+    return Solution(problem, f, g, done, error, chunks if record else [], last)
+
+
+def _scaling_chunk(problem: Problem, base: _Base, g: torch.Tensor, steps: int, record: bool):
+    K = base.kernel(problem.x)
+    v = torch.exp(g - base.g)
+    chunk = _Chunk(base, v)
+    for _ in range(steps):
+        u = torch.reciprocal(_mv(K, _times(v, problem.b)))
+        v = torch.reciprocal(_vm(_times(u, problem.a), K))
+        if record:
+            chunk.rows.append(u)
+            chunk.cols.append(v)
+    return chunk, u, v
+
+
+def _log_chunk(problem: Problem, g: torch.Tensor, steps: int, record: bool):
+    x = problem.x
+    chunk = _Chunk(None, g)
+    for _ in range(steps):
+        f = -torch.logsumexp(x + _plus(g, problem.log_b).unsqueeze(-2), dim=-1)
+        g = -torch.logsumexp(x + _plus(f, problem.log_a).unsqueeze(-1), dim=-2)
+        if record:
+            chunk.rows.append(f)
+            chunk.cols.append(g)
+    return chunk, f, g
+
+
+def _row_error(problem: Problem, row_sums: torch.Tensor) -> torch.Tensor:
+    """Largest ``|row sum - mass|`` over each item's rows (columns are exact after a step)."""
+    target = 1.0 if problem.a is None else problem.a
+    return (row_sums - target)[:, : problem.n_rows].abs().amax(-1)
+
+
+def _scaling_error(problem: Problem, base: _Base, u: torch.Tensor, v: torch.Tensor):
+    K = base.kernel(problem.x)
+    return _row_error(problem, _times(u, problem.a) * _mv(K, _times(v, problem.b)))
+
+
+def _log_error(problem: Problem, f: torch.Tensor, g: torch.Tensor):
+    x = problem.x
+    lse = torch.logsumexp(x + _plus(g, problem.log_b).unsqueeze(-2), dim=-1)
+    return _row_error(problem, torch.exp(_plus(f, problem.log_a) + lse))
+
+
+def reverse(solution: Solution, grad_log_plan: torch.Tensor) -> torch.Tensor:
+    """``dL/dx`` given ``dL/dlog P`` (B, R, M; zero outside the allowed entries).
+
+    ``grad_log_plan`` is overwritten: it becomes the result.
+    """
+    problem = solution.problem
+    dx = grad_log_plan
+    df, dg = dx.sum(-1), dx.sum(-2)
+    pending = _LowRank(problem.x)
+    for chunk in reversed(solution.chunks):
+        if chunk.base is None:
+            pending.flush(dx)
+            dg = _log_chunk_reverse(problem, chunk, dx, df, dg)
+        else:
+            dg = _scaling_chunk_reverse(problem, chunk, pending, df, dg, dx)
+        df = 0.0
+    pending.flush(dx)
+    return dx
+
+
+class _LowRank:
+    """Accumulates ``-K * sum_k l_k r_k^T`` for one base, added to ``dx`` in one matrix product."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x, self.base, self.left, self.right = x, None, [], []
+
+    def add(self, base: _Base, dx: torch.Tensor, left: torch.Tensor, right: torch.Tensor):
+        if base is not self.base:
+            self.flush(dx)
+            self.base = base
+        self.left.append(left)
+        self.right.append(right)
+
+    def flush(self, dx: torch.Tensor) -> None:
+        if self.left:
+            outer = torch.matmul(torch.stack(self.left, -2).mT, torch.stack(self.right, -2))
+            dx.addcmul_(self.base.kernel(self.x), outer, value=-1.0)
+            self.base.K = None
+        self.base, self.left, self.right = None, [], []
+
+
+def _scaling_chunk_reverse(problem, chunk, pending, df, dg, dx):
+    K = chunk.base.kernel(problem.x)
+    before = [chunk.start, *chunk.cols[:-1]]
+    for u, v, v_before in zip(
+        reversed(chunk.rows), reversed(chunk.cols), reversed(before), strict=False
+    ):
+        au, w = _times(u, problem.a), v * dg  # column step: g = -LSE_rows(x + log a + f)
+        pending.add(chunk.base, dx, au, w)
+        df = df - au * _mv(K, w)
+        z, bv = u * df, _times(v_before, problem.b)  # row step: f = -LSE_cols(x + log b + g)
+        pending.add(chunk.base, dx, z, bv)
+        dg = -bv * _vm(z, K)
+        df = 0.0
+    return dg
+
+
+def _log_chunk_reverse(problem, chunk, dx, df, dg):
+    x = problem.x
+    before = [chunk.start, *chunk.cols[:-1]]
+    for f, g, g_before in zip(
+        reversed(chunk.rows), reversed(chunk.cols), reversed(before), strict=False
+    ):
+        Q = torch.exp(x + _plus(f, problem.log_a).unsqueeze(-1) + g.unsqueeze(-2))
+        dx.addcmul_(Q, dg.unsqueeze(-2), value=-1.0)
+        df = df - _mv(Q, dg)
+        R = torch.exp(x + f.unsqueeze(-1) + _plus(g_before, problem.log_b).unsqueeze(-2))
+        dx.addcmul_(R, df.unsqueeze(-1), value=-1.0)
+        dg = -_vm(df, R)
+        df = 0.0
+    return dg

@@ -1,0 +1,237 @@
+"""Sinkhorn at scale: both backward modes, tolerance and report, padding, rectangles, numerics."""
+
+import warnings
+
+import pytest
+import torch
+
+from gumbel_sinkhorn import gumbel_sinkhorn, log_sinkhorn, sinkhorn
+from gumbel_sinkhorn.ops import _sinkhorn_solver
+from gumbel_sinkhorn.ops.sinkhorn import SinkhornConvergenceWarning
+
+F64 = torch.float64
+
+
+def randn(*shape, seed=0, dtype=F64, scale=1.0):
+    return torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def seed_log_sinkhorn(log_alpha, n_iter):
+    """The tutorial's formula, differentiated by autograd: the reference for both outputs."""
+    for _ in range(n_iter):
+        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-1, keepdim=True)
+        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-2, keepdim=True)
+    return log_alpha
+
+
+def grad_of(fn, x, weights):
+    x = x.detach().clone().requires_grad_()
+    out = fn(x)
+    (torch.where(out.isfinite(), out, 0.0) * weights).sum().backward()
+    return out.detach(), x.grad
+
+
+# tau = 1: pure scaling form; 0.05: absorptions; 0.005: chunks redone in the log domain
+@pytest.mark.parametrize("tau", [1.0, 0.05, 0.005])
+@pytest.mark.parametrize("log", [False, True])
+def test_unrolled_gradient_equals_autograd_through_the_seed(tau, log):
+    x, w = randn(3, 6, 6, seed=1), randn(3, 6, 6, seed=2)
+    ours = log_sinkhorn if log else sinkhorn
+
+    def seed(t):
+        out = seed_log_sinkhorn(t / tau, 25)
+        return out if log else out.exp()
+
+    out, grad = grad_of(lambda t: ours(t, 25, tau=tau), x, w)
+    expected_out, expected_grad = grad_of(seed, x, w)
+    torch.testing.assert_close(out, expected_out, atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-8, rtol=1e-7)
+
+
+def test_log_domain_fallback_gives_the_same_function(monkeypatch):
+    x, w = randn(4, 7, 7, seed=3), randn(4, 7, 7, seed=4)
+    fast = grad_of(lambda t: sinkhorn(t, 23, tau=0.3), x, w)
+    monkeypatch.setattr(_sinkhorn_solver, "_limit", lambda dtype: 0.0)  # every chunk falls back
+    slow = grad_of(lambda t: sinkhorn(t, 23, tau=0.3), x, w)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
+
+
+def converged(fn, **options):
+    return lambda t: fn(t, 5000, tol=1e-13, **options)
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape", [(3, 5, 5), (2, 4, 7)])
+def test_implicit_gradient_equals_unrolled_at_convergence(log, shape):
+    x, w = randn(*shape, seed=5), randn(*shape, seed=6)
+    fn = log_sinkhorn if log else sinkhorn
+    out, unrolled = grad_of(converged(fn, tau=0.5), x, w)
+    out_i, implicit = grad_of(converged(fn, tau=0.5, backward="implicit"), x, w)
+    torch.testing.assert_close(out_i, out)
+    torch.testing.assert_close(implicit, unrolled, atol=1e-8, rtol=1e-6)
+
+
+def test_implicit_passes_gradcheck():
+    x = randn(2, 4, 4, seed=7).requires_grad_()
+    rect = randn(2, 3, 5, seed=8).requires_grad_()
+    sizes = torch.tensor([4, 3])
+    for fn in (sinkhorn, log_sinkhorn):
+        assert torch.autograd.gradcheck(converged(fn, tau=0.7, backward="implicit"), (x,))
+        assert torch.autograd.gradcheck(converged(fn, backward="implicit"), (rect,))
+    assert torch.autograd.gradcheck(converged(sinkhorn, backward="implicit", sizes=sizes), (x,))
+
+
+def test_unrolled_passes_gradcheck_with_padding_and_rectangles():
+    x = randn(3, 4, 6, seed=9).requires_grad_()
+    sizes = (torch.tensor([4, 2, 3]), torch.tensor([6, 5, 3]))
+    assert torch.autograd.gradcheck(lambda t: sinkhorn(t, 12, tau=0.7, sizes=sizes), (x,))
+
+
+@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
+@pytest.mark.parametrize("log", [False, True])
+def test_padded_items_equal_the_items_run_alone(backward, log):
+    fn = log_sinkhorn if log else sinkhorn
+    x, w = randn(3, 6, 6, seed=10), randn(3, 6, 6, seed=11)
+    sizes = torch.tensor([6, 4, 1])
+    opts = {"tau": 0.6, "backward": backward, "tol": 1e-12}
+    out, grad = grad_of(lambda t: fn(t, 400, sizes=sizes, **opts), x, w)
+    padding = 0.0 if not log else float("-inf")
+    assert grad.isfinite().all()
+    for item, n in enumerate(sizes.tolist()):
+        alone, alone_grad = grad_of(lambda t: fn(t, 400, **opts), x[item, :n, :n], w[item, :n, :n])
+        torch.testing.assert_close(out[item, :n, :n], alone)
+        torch.testing.assert_close(grad[item, :n, :n], alone_grad)
+        assert (out[item, n:] == padding).all() and (out[item, :, n:] == padding).all()
+        assert (grad[item, n:] == 0).all() and (grad[item, :, n:] == 0).all()
+
+
+def test_mask_and_minus_inf_padding_agree_with_sizes():
+    x, w = randn(2, 5, 5, seed=12), randn(2, 5, 5, seed=13)
+    sizes = torch.tensor([5, 3])
+    mask = torch.ones(2, 5, 5, dtype=torch.bool)
+    mask[1, 3:], mask[1, :, 3:] = False, False
+    padded = x.masked_fill(~mask, float("-inf"))  # what users of other libraries do
+    by_sizes = grad_of(lambda t: sinkhorn(t, 30, sizes=sizes), x, w)
+    by_mask = grad_of(lambda t: sinkhorn(t, 30, mask=mask), x, w)
+    by_inf = grad_of(lambda t: sinkhorn(t, 30), padded, w)
+    for other in (by_mask, by_inf):
+        torch.testing.assert_close(other[0], by_sizes[0])
+        torch.testing.assert_close(other[1], by_sizes[1])
+
+
+@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
+def test_rectangular_rows_sum_to_one_and_columns_to_at_most_one(backward):
+    x = randn(4, 5, 9, seed=14, scale=2.0).requires_grad_()
+    P, info = sinkhorn(x, 2000, tol=1e-10, backward=backward, return_info=True)
+    assert bool(info.converged.all())
+    torch.testing.assert_close(P.sum(-1), torch.ones(4, 5, dtype=F64), atol=1e-9, rtol=0)
+    assert (P.sum(-2) <= 1 + 1e-12).all() and (P >= 0).all()
+    torch.testing.assert_close(P.sum((-1, -2)), torch.full((4,), 5.0, dtype=F64))
+    P.pow(2).sum().backward()
+    assert x.grad.isfinite().all()
+
+
+def test_rectangular_is_square_with_constant_rows_added():
+    x = randn(3, 7, seed=15)
+    square = torch.cat([x, torch.zeros(4, 7, dtype=F64)])  # the value of the rows is irrelevant
+    torch.testing.assert_close(sinkhorn(x, 60), sinkhorn(square, 60)[:3])
+
+
+def test_tolerance_stops_early_reports_and_is_the_same_function():
+    x = randn(8, 6, 6, seed=16)
+    P, info = sinkhorn(x, 1000, tol=1e-8, return_info=True)
+    assert info.n_iter < 1000 and info.n_iter % 10 == 0
+    assert info.error.shape == (8,) and (info.error < 1e-8).all() and info.converged.all()
+    assert info.tol == 1e-8
+    torch.testing.assert_close(P, sinkhorn(x, info.n_iter), atol=0, rtol=0)
+    torch.testing.assert_close(P.sum(-1), torch.ones(8, 6, dtype=F64), atol=1e-8, rtol=0)
+    _, plain = sinkhorn(x, 3, return_info=True)  # without tol: judged at the report tolerance
+    assert plain.n_iter == 3 and plain.tol == 1e-3
+
+
+def call_unconverged(log_alpha):
+    return sinkhorn(log_alpha, 10, tau=0.01, tol=1e-9)
+
+
+def test_warns_once_per_call_site_when_n_iter_runs_out():
+    x = randn(2, 8, 8, seed=17)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            call_unconverged(x)
+        gumbel_sinkhorn(x, tau=0.01, n_iter=10, tol=1e-9, generator=torch.Generator())
+    ours = [w for w in caught if issubclass(w.category, SinkhornConvergenceWarning)]
+    assert len(ours) == 2  # one per call site, each pointing at the caller's line
+    assert all(w.filename == __file__ for w in ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sinkhorn(x, 1000, tol=1e-6)  # converges: no warning
+
+
+@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
+@pytest.mark.parametrize("tau", [1e-4, 1e-2, 1.0])
+def test_no_nan_at_low_temperature_and_large_scores_in_float32(backward, tau):
+    x = randn(4, 12, 12, seed=18, dtype=torch.float32, scale=1e4).clamp(-1e4, 1e4)
+    x[0] = x[0].sign() * 1e4  # ties at the largest magnitude
+    for fn in (sinkhorn, log_sinkhorn):
+        out, grad = grad_of(lambda t, fn=fn: fn(t, 50, tau=tau, backward=backward), x, x / 1e4)
+        assert not out.isnan().any() and grad.isfinite().all()
+    P = sinkhorn(x, 50, tau=tau)
+    assert ((P >= 0) & (P <= 1)).all()
+    torch.testing.assert_close(P.sum(-2), torch.ones(4, 12), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_round_trip(dtype):
+    x = randn(3, 8, 8, seed=19, dtype=torch.float32).to(dtype).requires_grad_()
+    P = sinkhorn(x, 30)
+    assert P.dtype == dtype
+    reference = sinkhorn(x.detach().float(), 30)
+    torch.testing.assert_close(P.float(), reference, atol=2e-2, rtol=0)
+    P.float().pow(2).sum().backward()
+    assert x.grad.dtype == dtype and x.grad.isfinite().all()
+
+
+def test_gumbel_sinkhorn_passes_the_options_through():
+    x = randn(2, 5, 5, seed=20)
+    gen = torch.Generator().manual_seed(0)
+    P, info = gumbel_sinkhorn(
+        x,
+        1.0,
+        2000,
+        n_samples=3,
+        generator=gen,
+        tol=1e-6,
+        sizes=torch.tensor([5, 3]),
+        return_info=True,
+    )
+    assert P.shape == (3, 2, 5, 5) and info.error.shape == (3, 2) and info.converged.all()
+    assert (P[:, 1, 3:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"backward": "autograd"}, ValueError, "backward must be one of"),
+        ({"tol": 0.0}, ValueError, "tol must be a finite number > 0"),
+        ({"mask": torch.ones(2, 3, 3)}, TypeError, "bool"),
+        ({"mask": torch.ones(4, 3, 3, dtype=torch.bool)}, ValueError, "broadcast"),
+        ({"sizes": torch.tensor([3, 0])}, ValueError, r"sizes \(rows\) must lie in 1..3"),
+        ({"sizes": torch.tensor([3.0, 1.0])}, TypeError, "integers"),
+    ],
+)
+def test_bad_options_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        sinkhorn(torch.randn(2, 3, 3), **kwargs)
+
+
+def test_impossible_shapes_are_refused():
+    with pytest.raises(ValueError, match="N <= M"):
+        sinkhorn(torch.randn(4, 3))
+    with pytest.raises(ValueError, match="more rows"):
+        sinkhorn(torch.randn(3, 3), mask=torch.tensor([True, True, False]))
+    with pytest.raises(ValueError, match="no allowed entry"):
+        sinkhorn(torch.full((2, 2), float("-inf")))
+    with pytest.raises(ValueError, match=r"\+inf"):
+        sinkhorn(torch.tensor([[0.0, float("inf")], [0.0, 0.0]]))
