@@ -1,0 +1,5 @@
+"""Neural network modules built on the operators: Sinkhorn networks."""
+
+from .jigsaw import SinkhornPieceNet
+
+__all__ = ["SinkhornPieceNet"]

@@ -1,0 +1,132 @@
+"""The Sinkhorn network of Mena et al. (2018, Figure 1) for the pieces of a puzzle."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import _checks, ops
+
+
+class SinkhornPieceNet(nn.Module):
+    """Scores every piece against every position; samples or solves a permutation from them.
+
+    >>> import torch
+    >>> net = SinkhornPieceNet(n_pieces=4, piece_size=14)          # the tutorial's 2x2 model
+    >>> pieces = torch.rand(8, 4, 1, 14, 14)                       # (batch, N, C, h, w)
+    >>> net.scores(pieces).shape                                   # log_alpha, row i = piece i
+    torch.Size([8, 4, 4])
+    >>> net(pieces).shape                                          # train mode: soft P
+    torch.Size([8, 4, 4])
+    >>> perm = net.eval().solve(pieces)                            # eval mode: hard matching
+    >>> perm.shape, sorted(perm[0].tolist())
+    (torch.Size([8, 4]), [0, 1, 2, 3])
+
+    Architecture: ``g1`` is a small conv net (``n_conv`` blocks of Conv(``kernel``, ``hidden``) ->
+    ReLU, the first one followed by MaxPool(2), then BatchNorm) applied to all pieces at once (pieces
+    are folded into the batch); ``g2`` maps each piece's features to its row of ``N`` scores. With
+    ``n_context = 0`` ``g2`` is one linear layer on the flattened features (with ``g2_bias=False``,
+    ``hidden=32``, ``kernel=5`` this is the tutorial's ``SinkhornConvNet``). With ``n_context > 0``
+    the features are projected to ``d_model`` and pass through that many transformer-encoder layers
+    without positional encoding (the pieces' order is random), so each piece sees all the others
+    before ``g2`` scores it: a piece's place depends on which neighbours exist.
+
+    ``forward`` in training mode returns Gumbel-Sinkhorn samples S((log_alpha + noise) / tau)
+    (``n_samples`` > 1 stacks the samples first); in eval mode the hard permutation matrix
+    M(log_alpha). Reconstruct with ``P.transpose(-1, -2) @ scrambled`` (the pieces flattened).
+    """
+
+    def __init__(
+        self,
+        n_pieces: int,
+        piece_size: int | tuple[int, int],
+        channels: int = 1,
+        *,
+        hidden: int = 32,
+        kernel: int = 5,
+        n_conv: int = 1,
+        g2_bias: bool = False,
+        n_context: int = 0,
+        d_model: int = 128,
+        n_heads: int = 4,
+        tau: float = 1.0,
+        n_iter: int = 20,
+        n_samples: int = 1,
+        noise_factor: float = 1.0,
+    ):
+        super().__init__()
+        self.n_pieces = _checks.count(n_pieces, "n_pieces", minimum=2)
+        h, w = (piece_size, piece_size) if isinstance(piece_size, int) else tuple(piece_size)
+        self.piece_shape = (_checks.count(channels, "channels"), _checks.count(h, "piece height"),
+                            _checks.count(w, "piece width"))
+        kernel = _checks.count(kernel, "kernel")
+        if kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd (the conv keeps the piece size), got {kernel}")
+        n_conv = _checks.count(n_conv, "n_conv")
+        n_context = _checks.count(n_context, "n_context", minimum=0)
+        self.tau = _checks.positive(tau, "tau")
+        self.n_iter = _checks.count(n_iter, "n_iter")
+        self.n_samples = _checks.count(n_samples, "n_samples")
+        self.noise_factor = _checks.non_negative(noise_factor, "noise_factor")
+
+        layers: list[nn.Module] = []
+        in_ch = channels
+        for i in range(n_conv):
+            layers.append(nn.Conv2d(in_ch, hidden, kernel, padding=kernel // 2))
+            if i == 0:
+                layers.append(nn.MaxPool2d(2))
+            layers.append(nn.ReLU())
+            in_ch = hidden
+        layers += [nn.BatchNorm2d(hidden), nn.Flatten()]
+        self.g1 = nn.Sequential(*layers)
+        n_features = hidden * (h // 2) * (w // 2)
+        if h < 2 or w < 2:
+            raise ValueError(f"pieces must be at least 2x2 pixels, got {h}x{w}")
+        if n_context == 0:
+            self.context = nn.Identity()
+            self.g2 = nn.Linear(n_features, self.n_pieces, bias=g2_bias)
+        else:
+            layer = nn.TransformerEncoderLayer(
+                d_model, n_heads, 2 * d_model, dropout=0.0, batch_first=True, norm_first=True
+            )
+            self.context = nn.Sequential(
+                nn.Linear(n_features, d_model),
+                nn.ReLU(),
+                nn.LayerNorm(d_model),
+                nn.TransformerEncoder(layer, n_context, enable_nested_tensor=False),
+            )
+            self.g2 = nn.Linear(d_model, self.n_pieces, bias=g2_bias)
+
+    def scores(self, pieces: torch.Tensor) -> torch.Tensor:
+        """``log_alpha``: row ``i`` scores piece ``i`` at each of the ``N`` positions.
+
+        Shapes: ``(B, N, C, h, w)`` in, ``(B, N, N)`` out.
+        """
+        _checks.tensor(pieces, "pieces", floating=True)
+        expected = (self.n_pieces, *self.piece_shape)
+        if pieces.dim() != 5 or tuple(pieces.shape[1:]) != expected:
+            raise ValueError(
+                f"pieces must have shape (batch, {', '.join(map(str, expected))}), "
+                f"got {tuple(pieces.shape)}"
+            )
+        b, n = pieces.shape[:2]
+        features = self.g1(pieces.reshape(b * n, *self.piece_shape)).reshape(b, n, -1)
+        return self.g2(self.context(features))
+
+    def forward(self, pieces: torch.Tensor) -> torch.Tensor:
+        """Soft permutations (training mode) or hard permutation matrices (eval mode)."""
+        log_alpha = self.scores(pieces)
+        if not self.training:
+            return ops.permutation_matrix(ops.matching(log_alpha), dtype=log_alpha.dtype)
+        return ops.gumbel_sinkhorn(
+            log_alpha,
+            tau=self.tau,
+            n_iter=self.n_iter,
+            n_samples=self.n_samples,
+            noise_factor=self.noise_factor,
+        )
+
+    @torch.no_grad()
+    def solve(self, pieces: torch.Tensor) -> torch.Tensor:
+        """The hard matching: ``perm[b, i]`` = position of scrambled piece ``i``. ``(B, N)`` int64."""
+        return ops.matching(self.scores(pieces))
