@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("gumbel_sinkhorn.commands.demo",)
+COMMAND_MODULES = ("gumbel_sinkhorn.commands.demo", "gumbel_sinkhorn.commands.jigsaw")
 
 
 class UsageError(Exception):

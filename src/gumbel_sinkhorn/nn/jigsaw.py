@@ -23,8 +23,9 @@ class SinkhornPieceNet(nn.Module):
     (torch.Size([8, 4]), [0, 1, 2, 3])
 
     Architecture: ``g1`` is a small conv net (``n_conv`` blocks of Conv(``kernel``, ``hidden``) ->
-    ReLU, the first one followed by MaxPool(2), then BatchNorm) applied to all pieces at once (pieces
-    are folded into the batch); ``g2`` maps each piece's features to its row of ``N`` scores. With
+    ReLU, the first one followed by MaxPool(2), then BatchNorm) applied to all pieces at once
+    (pieces are folded into the batch); ``g2`` maps each piece's features to its row of
+    ``N`` scores. With
     ``n_context = 0`` ``g2`` is one linear layer on the flattened features (with ``g2_bias=False``,
     ``hidden=32``, ``kernel=5`` this is the tutorial's ``SinkhornConvNet``). With ``n_context > 0``
     the features are projected to ``d_model`` and pass through that many transformer-encoder layers
@@ -57,8 +58,11 @@ class SinkhornPieceNet(nn.Module):
         super().__init__()
         self.n_pieces = _checks.count(n_pieces, "n_pieces", minimum=2)
         h, w = (piece_size, piece_size) if isinstance(piece_size, int) else tuple(piece_size)
-        self.piece_shape = (_checks.count(channels, "channels"), _checks.count(h, "piece height"),
-                            _checks.count(w, "piece width"))
+        self.piece_shape = (
+            _checks.count(channels, "channels"),
+            _checks.count(h, "piece height"),
+            _checks.count(w, "piece width"),
+        )
         kernel = _checks.count(kernel, "kernel")
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (the conv keeps the piece size), got {kernel}")
@@ -128,5 +132,5 @@ class SinkhornPieceNet(nn.Module):
 
     @torch.no_grad()
     def solve(self, pieces: torch.Tensor) -> torch.Tensor:
-        """The hard matching: ``perm[b, i]`` = position of scrambled piece ``i``. ``(B, N)`` int64."""
+        """Hard matching: ``perm[b, i]`` = position of scrambled piece ``i``; ``(B, N)`` int64."""
         return ops.matching(self.scores(pieces))

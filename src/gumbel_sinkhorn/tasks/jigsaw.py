@@ -22,7 +22,6 @@ sees the true permutation. Evaluation scrambles the whole test set with a fixed 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,21 +29,46 @@ from typing import Any
 import torch
 
 from .. import _checks, metrics
-from ..data import fit_to_grid, load_idx_dataset, make_puzzles, unscramble
-from ..data.digits import load_digits
-from ..data.images import load_image_folder
+from ..data import (
+    FIT_MODES,
+    NAMES,
+    ImageDataset,
+    fit_to_grid,
+    load_dataset,
+    make_puzzles,
+    normalize,
+    unscramble,
+)
 from ..nn import SinkhornPieceNet
 
-DATASETS = ("mnist", "fashion-mnist", "digits")
 METRICS = ("kendall_tau", "prop_wrong", "prop_any_wrong", "l1", "l2", "prop_exact")
 
 #: The tutorial's Sinkhorn network (REFERENCES §2): hidden 32, kernel 5, linear g2 without bias.
-TUTORIAL_MODEL = {"hidden": 32, "kernel": 5, "n_conv": 1, "g2_bias": False, "n_context": 0,
-                  "tau": 0.1, "n_iter": 20, "n_samples": 1, "noise_factor": 1.0}
+TUTORIAL_MODEL = {
+    "hidden": 32,
+    "kernel": 5,
+    "n_conv": 1,
+    "g2_bias": False,
+    "n_context": 0,
+    "tau": 0.1,
+    "n_iter": 20,
+    "n_samples": 1,
+    "noise_factor": 1.0,
+}
 #: Ours: the same g1, then transformer layers so that pieces see each other before g2 scores them.
-DEFAULT_MODEL = {"hidden": 32, "kernel": 5, "n_conv": 1, "g2_bias": True, "n_context": 2,
-                 "d_model": 128, "n_heads": 4, "tau": 1.0, "n_iter": 20, "n_samples": 1,
-                 "noise_factor": 1.0}
+DEFAULT_MODEL = {
+    "hidden": 32,
+    "kernel": 5,
+    "n_conv": 1,
+    "g2_bias": True,
+    "n_context": 2,
+    "d_model": 128,
+    "n_heads": 4,
+    "tau": 1.0,
+    "n_iter": 20,
+    "n_samples": 1,
+    "noise_factor": 1.0,
+}
 
 
 @dataclasses.dataclass
@@ -61,11 +85,15 @@ class JigsawTask:
     grid: int = 3
     data_root: str | None = None
     fit: str = "pad"
+    image_size: int | None = None
     images_per_batch: int = 64
     train_size: int | None = None
     test_size: int | None = None
     eval_seed: int = 1234
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    image_shape: list[int] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     name = "jigsaw"
 
@@ -75,15 +103,27 @@ class JigsawTask:
         for size in ("train_size", "test_size"):
             if getattr(self, size) is not None:
                 _checks.count(getattr(self, size), size)
-        if self.dataset not in DATASETS and not Path(self.dataset).is_dir():
+        if self.dataset not in NAMES and not Path(self.dataset).is_dir():
             raise ValueError(
-                f"dataset must be one of {DATASETS} or a folder of images, got {self.dataset!r}"
+                f"dataset must be one of {NAMES} or a folder of images, got {self.dataset!r}"
             )
+        if self.fit not in FIT_MODES:
+            raise ValueError(f"fit must be one of {FIT_MODES}, got {self.fit!r}")
         unknown = set(self.model) - set(DEFAULT_MODEL) - {"hidden"}
         if unknown:
-            raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(DEFAULT_MODEL)}")
+            raise ValueError(
+                f"unknown model options {sorted(unknown)}; known: {sorted(DEFAULT_MODEL)}"
+            )
         self.model = {**DEFAULT_MODEL, **self.model}
+        self._data: dict[str, ImageDataset] = {}
         self._images: dict[str, torch.Tensor] = {}
+        if None in (self.image_shape, self.mean, self.std):  # from the data, once: then in config
+            data = self.dataset_split("test")
+            fitted = fit_to_grid(data.images[:1], self.grid, mode=self.fit)
+            self.image_shape = list(fitted.shape[1:])
+            self.mean, self.std = list(data.mean), list(data.std)
+        self.image_shape = [int(v) for v in self.image_shape]
+        self.mean, self.std = [float(v) for v in self.mean], [float(v) for v in self.std]
 
     # -- the Task protocol -------------------------------------------------------------------
 
@@ -95,7 +135,7 @@ class JigsawTask:
         return cls(**config)
 
     def build_model(self) -> SinkhornPieceNet:
-        channels, height, width = self.images("test").shape[1:]
+        channels, height, width = self.image_shape
         return SinkhornPieceNet(
             self.grid**2, (height // self.grid, width // self.grid), channels, **self.model
         )
@@ -126,16 +166,37 @@ class JigsawTask:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def dataset_split(self, split: str) -> ImageDataset:
+        """The dataset's ``split`` ("train" / "test"): its first ``train_size`` / ``test_size``."""
+        if split not in self._data:
+            data = load_dataset(self.dataset, split, root=self.data_root, size=self.image_size)
+            limit = self.train_size if split == "train" else self.test_size
+            if limit is not None:
+                data = dataclasses.replace(
+                    data,
+                    images=data.images[:limit],
+                    labels=None if data.labels is None else data.labels[:limit],
+                )
+            self._data[split] = data
+        return self._data[split]
+
     def images(self, split: str) -> torch.Tensor:
-        """The dataset's images as float ``(N, C, H, W)`` in [0, 1], fitted to the grid (cached)."""
+        """Normalised float images ``(N, C, H, W)``, padded / cropped to the grid (cached)."""
         if split not in self._images:
-            raw = _load(self.dataset, split, self.data_root)
-            size = self.train_size if split == "train" else self.test_size
-            raw = raw[:size] if size is not None else raw
-            if raw.dim() == 3:
-                raw = raw.unsqueeze(1)
-            self._images[split] = fit_to_grid(raw.float().div_(255), self.grid, mode=self.fit)
+            data = self.dataset_split(split)
+            fitted = fit_to_grid(data.images, self.grid, mode=self.fit)  # uint8: pads with 0
+            self._images[split] = self.normalize(fitted)
         return self._images[split]
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images ``(..., C, H, W)`` -> the model's input scale."""
+        return normalize(images, self.mean, self.std)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's input scale -> pixels in [0, 1]."""
+        shape = (-1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype).reshape(shape)
+        return x * torch.tensor(self.std, dtype=x.dtype).reshape(shape) + mean
 
     def puzzles(self, images: torch.Tensor, generator: torch.Generator | None = None):
         """Cut ``images`` (already fitted to the grid) into scrambled puzzles."""
@@ -151,18 +212,26 @@ class JigsawTask:
             model.solve(chunk.to(device)).cpu() for chunk in puzzles.scrambled.split(batch_size)
         ]
         perm = torch.cat(perms)
-        return {"puzzles": puzzles, "perm_pred": perm, **score(puzzles, perm)}
+        return {"puzzles": puzzles, "perm_pred": perm, **self.score(puzzles, perm)}
+
+    def score(self, puzzles, perm_pred: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-puzzle metrics of ``perm_pred`` ``(B, N)``; l1 and l2 on pixels in [0, 1]."""
+        return score(puzzles, perm_pred, self.denormalize)
 
 
-def score(puzzles, perm_pred: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-puzzle metrics of the predicted permutations ``perm_pred`` (``(B, N)``)."""
+def score(puzzles, perm_pred: torch.Tensor, to_pixels=lambda x: x) -> dict[str, torch.Tensor]:
+    """Per-puzzle metrics of the predicted permutations ``perm_pred`` (``(B, N)``).
+
+    ``to_pixels`` maps pieces to the scale of the l1 and l2 errors.
+    """
     solved = unscramble(puzzles.scrambled, perm_pred)
+    pixels, original = to_pixels(solved), to_pixels(puzzles.pieces)
     return {
         "kendall_tau": metrics.kendall_tau(perm_pred, puzzles.perm),
         "prop_wrong": metrics.prop_wrong(perm_pred, puzzles.perm),
         "prop_any_wrong": metrics.prop_any_wrong(perm_pred, puzzles.perm),
-        "l1": metrics.l1_error(solved, puzzles.pieces),
-        "l2": metrics.l2_error(solved, puzzles.pieces),
+        "l1": metrics.l1_error(pixels, original),
+        "l2": metrics.l2_error(pixels, original),
         "prop_exact": (solved == puzzles.pieces).flatten(1).all(1).float(),
     }
 
@@ -170,13 +239,3 @@ def score(puzzles, perm_pred: torch.Tensor) -> dict[str, torch.Tensor]:
 def summarize(per_puzzle: dict) -> dict[str, float]:
     """Means of the per-puzzle metrics, as plain floats keyed by ``METRICS``."""
     return {key: float(per_puzzle[key].mean()) for key in METRICS}
-
-
-def _load(dataset: str, split: str, root: str | None) -> torch.Tensor:
-    if dataset == "digits":
-        return load_digits(split)[0]
-    if dataset in DATASETS:
-        return load_idx_dataset(dataset, split, root=root)[0]
-    images = load_image_folder(dataset)
-    n_test = max(1, math.ceil(0.1 * len(images)))
-    return images[n_test:] if split == "train" else images[:n_test]

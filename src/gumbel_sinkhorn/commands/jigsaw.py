@@ -1,0 +1,320 @@
+"""``gumbel-sinkhorn jigsaw``: train, evaluate and use Sinkhorn networks on jigsaw puzzles.
+
+gumbel-sinkhorn jigsaw train --grid 3 --epochs 5 --run-dir runs/mnist-3x3
+gumbel-sinkhorn jigsaw evaluate --pretrained mnist-3x3 --output metrics.json
+gumbel-sinkhorn jigsaw solve digit.png --pretrained mnist-3x3 --output solved.png
+gumbel-sinkhorn jigsaw demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint, figures, pretrained
+from ..cli import UsageError
+from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
+from ..tasks.jigsaw import DEFAULT_MODEL, METRICS, TUTORIAL_MODEL, JigsawTask
+
+CURVES = ("kendall_tau", "prop_exact", "prop_wrong")
+
+
+# -- train --------------------------------------------------------------------------------------
+
+
+def model_options(args) -> dict:
+    """The model options from the command line: a preset, then the explicit overrides."""
+    options = dict(TUTORIAL_MODEL if args.model == "tutorial" else DEFAULT_MODEL)
+    for key in (
+        "hidden",
+        "kernel",
+        "n_conv",
+        "n_context",
+        "d_model",
+        "tau",
+        "n_iter",
+        "n_samples",
+        "noise_factor",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def train(args) -> int:
+    from ..train import fit
+
+    run_dir = Path(args.run_dir)
+    if args.resume and not (run_dir / "checkpoint.pt").exists():
+        raise UsageError(f"--resume: {run_dir} has no checkpoint.pt to resume from")
+    task = JigsawTask(
+        dataset=args.dataset,
+        grid=args.grid,
+        data_root=args.data_root,
+        fit=args.fit,
+        images_per_batch=args.batch_size,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        model=model_options(args),
+    )
+    history = fit(
+        task,
+        run_dir,
+        epochs=args.epochs,
+        lr=args.lr,
+        seed=args.seed,
+        resume=args.resume,
+        progress=not args.quiet,
+        lr_schedule=args.lr_schedule,
+    )
+    metrics = {k: history[-1][k] for k in METRICS if k in history[-1]}
+    _, model, _ = pretrained.load_model(run_dir)
+    pretrained.save_weights(run_dir / "weights.pt", task, model, metrics)
+    _print_table({"this run": metrics})
+    figures.training_curves(
+        history,
+        run_dir / "curves.png",
+        metrics=CURVES,
+        title=f"{task.dataset} {task.grid}x{task.grid}",
+    )
+    per_puzzle = task.solve_test_set(model)
+    _puzzle_figure(task, per_puzzle, run_dir / "puzzles.png")
+    print(f"wrote {run_dir}/weights.pt, metrics.jsonl, curves.png, puzzles.png")
+    return 0
+
+
+# -- evaluate -----------------------------------------------------------------------------------
+
+
+def evaluate(args) -> int:
+    task, model = _load(args)
+    start = time.perf_counter()
+    per_puzzle = task.solve_test_set(model)
+    result = {k: float(per_puzzle[k].mean()) for k in METRICS}
+    seconds = time.perf_counter() - start
+    print(
+        f"{len(per_puzzle['perm_pred'])} test puzzles, {task.dataset} {task.grid}x{task.grid}, "
+        f"solved in {seconds:.1f} s"
+    )
+    _print_table({args.pretrained or str(args.run): result})
+    if args.output:
+        checkpoint.write_json(args.output, result)
+        print(f"wrote {args.output}")
+    if args.figure:
+        _puzzle_figure(task, per_puzzle, args.figure)
+        print(f"wrote {args.figure}")
+    return 0
+
+
+def _load(args):
+    if (args.pretrained is None) == (args.run is None):
+        raise UsageError("give exactly one of --pretrained NAME and --run DIR_OR_FILE")
+    task, model, _ = pretrained.load_model(args.pretrained or args.run)
+    if task.name != "jigsaw":
+        raise UsageError(f"{args.pretrained or args.run} is a {task.name} model, not a jigsaw one")
+    overrides = {"data_root": args.data_root} if args.data_root else {}
+    if getattr(args, "test_size", None) is not None:
+        overrides["test_size"] = args.test_size
+    if overrides:
+        task = JigsawTask.from_config({**task.config(), **overrides})
+    return task, model
+
+
+# -- solve --------------------------------------------------------------------------------------
+
+
+def solve(args) -> int:
+    task, model = _load(args)
+    channels, height, width = task.image_shape
+    image = load_image(args.image, channels=channels)
+    if tuple(image.shape[-2:]) != (height, width):
+        image = fit_to_grid(image, task.grid, mode="resize")
+        if tuple(image.shape[-2:]) != (height, width):
+            from ..data import resize_images
+
+            image = resize_images(image, (height, width))
+    x = task.normalize(image.unsqueeze(0))
+    if args.scrambled:
+        from ..data import cut_pieces
+
+        scrambled = cut_pieces(x, task.grid)
+    else:
+        scrambled = task.puzzles(x, torch.Generator().manual_seed(args.seed)).scrambled
+    perm = model.solve(scrambled)
+    from ..data import assemble_pieces, unscramble
+
+    solved = assemble_pieces(unscramble(scrambled, perm))[0]
+    output = Path(args.output or Path(args.image).with_name(Path(args.image).stem + "-solved.png"))
+    save_image(task.denormalize(solved).clamp(0, 1), output)
+    if not args.scrambled:
+        scrambled_path = output.with_name(output.stem + "-scrambled.png")
+        save_image(task.denormalize(assemble_pieces(scrambled)[0]).clamp(0, 1), scrambled_path)
+        print(f"wrote {scrambled_path}")
+    print(f"wrote {output}  (piece i goes to position perm[i]: {perm[0].tolist()})")
+    return 0
+
+
+# -- shared -------------------------------------------------------------------------------------
+
+
+def _print_table(columns: dict[str, dict]) -> None:
+    names = list(columns)
+    width = max(14, *(len(n) for n in names))
+    print(f"{'metric':<15}" + "".join(f"{n:>{width + 2}}" for n in names))
+    for key in METRICS:
+        cells = "".join(
+            f"{columns[n][key]:>{width + 2}.4f}" if key in columns[n] else f"{'-':>{width + 2}}"
+            for n in names
+        )
+        print(f"{key:<15}{cells}")
+
+
+def _puzzle_figure(task, per_puzzle, path, n=8):
+    exact = per_puzzle["prop_exact"].mean().item()
+    figures.puzzle_grid(
+        per_puzzle["puzzles"],
+        per_puzzle["perm_pred"],
+        path,
+        n=n,
+        denormalize=task.denormalize,
+        title=f"{task.dataset} {task.grid}x{task.grid}: exact {exact:.1%}",
+    )
+
+
+# -- the parser ---------------------------------------------------------------------------------
+
+
+def _add_model_source(parser) -> None:
+    parser.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help=f"a shipped model: {', '.join(pretrained.available()) or 'none yet'}",
+    )
+    parser.add_argument(
+        "--run",
+        metavar="PATH",
+        help="a run folder, checkpoint.pt or weights file instead of --pretrained",
+    )
+    parser.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help=f"folder holding mnist/ and fashion-mnist/ (default: ${ENV_VAR}, "
+        "the user cache, else download)",
+    )
+
+
+def register(commands) -> None:
+    jigsaw = commands.add_parser(
+        "jigsaw",
+        help="jigsaw puzzles: train, evaluate, solve, demo",
+        description="Sinkhorn networks that learn to unscramble image puzzles from the "
+        "reconstruction alone (never the true permutation).",
+    )
+    sub = jigsaw.add_subparsers(dest="jigsaw_command", required=True, metavar="ACTION")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser(
+        "train",
+        help="train a model; writes a run folder",
+        formatter_class=fmt,
+        description="Train a Sinkhorn network on scrambled images. Writes "
+        "checkpoint.pt and metrics.jsonl every epoch, then weights.pt, curves.png "
+        "and puzzles.png.",
+    )
+    p.add_argument(
+        "--dataset", default="mnist", help=f"one of {', '.join(NAMES)}, or a folder of images"
+    )
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help=f"folder holding mnist/ and fashion-mnist/ (default: ${ENV_VAR})",
+    )
+    p.add_argument("--grid", type=int, default=3, help="pieces per side (N = grid^2 pieces)")
+    p.add_argument(
+        "--fit",
+        default="pad",
+        choices=("pad", "crop", "resize"),
+        help="how images whose side is not a multiple of the grid are fitted",
+    )
+    p.add_argument("--run-dir", required=True, metavar="DIR", help="where the run is written")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=64, help="puzzles per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument(
+        "--lr-schedule",
+        choices=("cosine",),
+        default=None,
+        help="learning-rate schedule over the epochs (default: constant)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
+    p.add_argument("--train-size", type=int, help="use only the first N training images")
+    p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
+    p.add_argument(
+        "--model",
+        choices=("ours", "tutorial"),
+        default="ours",
+        help="preset: ours (pieces see each other through transformer layers) or the "
+        "tutorial's network (hidden 32, kernel 5, g2 without bias, tau 0.1)",
+    )
+    group = p.add_argument_group("model options (override the preset)")
+    group.add_argument("--hidden", type=int, help="channels of the conv net g1")
+    group.add_argument("--kernel", type=int, help="conv kernel size (odd)")
+    group.add_argument("--n-conv", type=int, help="conv layers in g1")
+    group.add_argument(
+        "--n-context",
+        type=int,
+        help="transformer layers between g1 and g2 (0: pieces scored alone)",
+    )
+    group.add_argument("--d-model", type=int, help="width of the transformer layers")
+    group.add_argument("--tau", type=float, help="Gumbel-Sinkhorn temperature")
+    group.add_argument("--n-iter", type=int, help="Sinkhorn iterations")
+    group.add_argument(
+        "--n-samples", "--samples", type=int, help="Gumbel samples per puzzle and step"
+    )
+    group.add_argument("--noise-factor", type=float, help="scale of the Gumbel noise (0: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of a model on the whole test set",
+        formatter_class=fmt,
+        description="Solve every test puzzle with hard matching; print "
+        + ", ".join(METRICS)
+        + " (and write them as JSON with --output).",
+    )
+    _add_model_source(p)
+    p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
+    p.add_argument("--output", metavar="JSON", help="write the metrics to this JSON file")
+    p.add_argument(
+        "--figure", metavar="PNG", help="draw test puzzles: scrambled | solved | original"
+    )
+    p.set_defaults(func=evaluate)
+
+    p = sub.add_parser(
+        "solve",
+        help="unscramble one image with a model",
+        formatter_class=fmt,
+        description="Scramble IMAGE (or, with --scrambled, take it as already "
+        "scrambled) and write the model's solution. The image is converted to the "
+        "model's channels and resized to its training size.",
+    )
+    p.add_argument("image", metavar="IMAGE", help="a PNG or JPEG file")
+    _add_model_source(p)
+    p.add_argument(
+        "--scrambled",
+        action="store_true",
+        help="IMAGE is already a scrambled puzzle: only solve it",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the scrambling")
+    p.add_argument(
+        "--output",
+        metavar="PNG",
+        help="where to write the solved image (default: IMAGE-solved.png)",
+    )
+    p.set_defaults(func=solve)

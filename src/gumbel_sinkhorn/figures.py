@@ -1,0 +1,135 @@
+"""Figures (PNG, matplotlib): solved puzzles beside the scrambled and original images; curves.
+
+>>> import tempfile, torch
+>>> from gumbel_sinkhorn.data import make_puzzles
+>>> puzzles = make_puzzles(torch.rand(3, 1, 8, 8), 2, generator=torch.Generator().manual_seed(0))
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = puzzle_grid(puzzles, puzzles.perm, f"{tmp}/puzzles.png")
+...     path.stat().st_size > 0
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .data import assemble_pieces, unscramble
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _to_numpy_image(image: torch.Tensor):
+    """``(C, H, W)`` in [0, 1] -> an array for ``imshow`` (grey or RGB)."""
+    image = image.clamp(0, 1)
+    return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
+
+
+def puzzle_grid(
+    puzzles,
+    perm_pred: torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    n: int = 8,
+    denormalize=None,
+    title: str | None = None,
+) -> Path:
+    """Draw ``n`` puzzles as rows: scrambled | solved | original; wrong pieces framed in red.
+
+    ``puzzles`` is a ``data.Puzzles`` batch and ``perm_pred`` the model's ``(B, N)`` answer. A
+    piece counts as wrong when it differs from the original piece at that place (swapping two
+    identical blank pieces is not an error). ``denormalize`` maps pieces back to [0, 1] pixels.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    n = min(n, len(perm_pred))
+    to_pixels = denormalize or (lambda x: x)
+    solved = unscramble(puzzles.scrambled[:n], perm_pred[:n])
+    original = puzzles.pieces[:n]
+    wrong = (solved != original).flatten(2).any(-1)  # (n, N)
+    grid = round(original.shape[1] ** 0.5)
+    ph, pw = original.shape[-2:]
+    columns = (("scrambled", puzzles.scrambled[:n]), ("solved", solved), ("original", original))
+    fig, axes = plt.subplots(n, 3, figsize=(4.5, 1.5 * n + 0.4), squeeze=False)
+    for row in range(n):
+        for col, (name, pieces) in enumerate(columns):
+            ax = axes[row, col]
+            image = to_pixels(assemble_pieces(pieces[row]))
+            ax.imshow(_to_numpy_image(image), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+            if name == "solved":
+                for k in wrong[row].nonzero().flatten().tolist():
+                    r, c = divmod(k, grid)
+                    ax.add_patch(
+                        Rectangle(
+                            (c * pw - 0.5, r * ph - 0.5),
+                            pw,
+                            ph,
+                            fill=False,
+                            edgecolor="red",
+                            linewidth=1.5,
+                        )
+                    )
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def training_curves(
+    history: Sequence[dict],
+    path: str | os.PathLike,
+    *,
+    metrics: Sequence[str] = (),
+    title: str | None = None,
+) -> Path:
+    """Loss and the chosen held-out metrics per epoch (rows of ``metrics.jsonl``)."""
+    if not history:
+        raise ValueError("training_curves needs at least one epoch of history, got none")
+    plt = _pyplot()
+    metrics = [m for m in metrics if any(m in row for row in history)]
+    fig, axes = plt.subplots(
+        1, 1 + bool(metrics), figsize=(4 + 4 * bool(metrics), 3), squeeze=False
+    )
+    epochs = [row["epoch"] for row in history]
+    ax = axes[0, 0]
+    ax.plot(epochs, [row["loss"] for row in history], marker="o")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    if metrics:
+        ax = axes[0, 1]
+        for name in metrics:
+            points = [(row["epoch"], row[name]) for row in history if name in row]
+            ax.plot(*zip(*points, strict=True), marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("held-out metric")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
