@@ -265,6 +265,9 @@ def register(commands) -> None:
     group.add_argument("--hidden", type=int, help="channels of the conv net g1")
     group.add_argument("--kernel", type=int, help="conv kernel size (odd)")
     group.add_argument("--n-conv", type=int, help="conv layers in g1")
+    group.add_argument("--pool", action=argparse.BooleanOptionalAction, default=None,
+                       help="max-pool after the first conv (the tutorial does; small pieces do "
+                       "better without)")
     group.add_argument(
         "--n-context",
         type=int,

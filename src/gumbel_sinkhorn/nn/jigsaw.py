@@ -22,15 +22,17 @@ class SinkhornPieceNet(nn.Module):
     >>> perm.shape, sorted(perm[0].tolist())
     (torch.Size([8, 4]), [0, 1, 2, 3])
 
-    Architecture: ``g1`` is a small conv net (``n_conv`` blocks of Conv(``kernel``, ``hidden``) ->
-    ReLU, the first one followed by MaxPool(2), then BatchNorm) applied to all pieces at once
-    (pieces are folded into the batch); ``g2`` maps each piece's features to its row of
-    ``N`` scores. With
-    ``n_context = 0`` ``g2`` is one linear layer on the flattened features (with ``g2_bias=False``,
-    ``hidden=32``, ``kernel=5`` this is the tutorial's ``SinkhornConvNet``). With ``n_context > 0``
-    the features are projected to ``d_model`` and pass through that many transformer-encoder layers
-    without positional encoding (the pieces' order is random), so each piece sees all the others
-    before ``g2`` scores it: a piece's place depends on which neighbours exist.
+    Architecture: ``g1``, a small conv net (``n_conv`` blocks Conv(``kernel``, ``hidden``) -> ReLU,
+    the first followed by MaxPool(2) if ``pool``; then BatchNorm), runs on all pieces at once
+    (pieces folded into the batch); ``g2`` maps each piece's features to its row of ``N`` scores.
+    Small pieces (a few pixels) do better without pooling.
+
+    - ``n_context = 0``: ``g2`` is one linear layer on the flattened features. With ``hidden=32``,
+      ``kernel=5``, ``g2_bias=False`` this is the tutorial's ``SinkhornConvNet``.
+    - ``n_context > 0``: the features are projected to ``d_model`` and pass through that many
+      transformer-encoder layers without positional encoding (the pieces come in random order),
+      so each piece sees all the others before ``g2`` scores it: where a piece goes depends on
+      which neighbours exist. The scores stay equivariant to the order of the pieces.
 
     ``forward`` in training mode returns Gumbel-Sinkhorn samples S((log_alpha + noise) / tau)
     (``n_samples`` > 1 stacks the samples first); in eval mode the hard permutation matrix
@@ -46,6 +48,7 @@ class SinkhornPieceNet(nn.Module):
         hidden: int = 32,
         kernel: int = 5,
         n_conv: int = 1,
+        pool: bool = True,
         g2_bias: bool = False,
         n_context: int = 0,
         d_model: int = 128,
@@ -77,15 +80,15 @@ class SinkhornPieceNet(nn.Module):
         in_ch = channels
         for i in range(n_conv):
             layers.append(nn.Conv2d(in_ch, hidden, kernel, padding=kernel // 2))
-            if i == 0:
+            if i == 0 and pool:
                 layers.append(nn.MaxPool2d(2))
             layers.append(nn.ReLU())
             in_ch = hidden
         layers += [nn.BatchNorm2d(hidden), nn.Flatten()]
         self.g1 = nn.Sequential(*layers)
-        n_features = hidden * (h // 2) * (w // 2)
-        if h < 2 or w < 2:
-            raise ValueError(f"pieces must be at least 2x2 pixels, got {h}x{w}")
+        if pool and (h < 2 or w < 2):
+            raise ValueError(f"pooling needs pieces of at least 2x2 pixels, got {h}x{w}")
+        n_features = hidden * (h // 2) * (w // 2) if pool else hidden * h * w
         if n_context == 0:
             self.context = nn.Identity()
             self.g2 = nn.Linear(n_features, self.n_pieces, bias=g2_bias)

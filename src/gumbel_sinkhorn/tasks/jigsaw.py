@@ -3,7 +3,7 @@
 >>> task = JigsawTask(dataset="digits", grid=2, train_size=256, test_size=64)
 >>> model = task.build_model()
 >>> batch = next(iter(task.train_batches(0, torch.Generator().manual_seed(0))))
->>> float(task.loss(model, batch)) > 0
+>>> task.loss(model, batch).item() > 0
 True
 >>> sorted(task.evaluate(model.eval()))
 ['kendall_tau', 'l1', 'l2', 'prop_any_wrong', 'prop_exact', 'prop_wrong']
@@ -48,6 +48,7 @@ TUTORIAL_MODEL = {
     "hidden": 32,
     "kernel": 5,
     "n_conv": 1,
+    "pool": True,
     "g2_bias": False,
     "n_context": 0,
     "tau": 0.1,
@@ -60,9 +61,10 @@ DEFAULT_MODEL = {
     "hidden": 32,
     "kernel": 5,
     "n_conv": 1,
+    "pool": True,
     "g2_bias": True,
     "n_context": 2,
-    "d_model": 128,
+    "d_model": 64,
     "n_heads": 4,
     "tau": 1.0,
     "n_iter": 20,
@@ -140,14 +142,9 @@ class JigsawTask:
             self.grid**2, (height // self.grid, width // self.grid), channels, **self.model
         )
 
-    def train_batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple]:
-        """Shuffled batches ``(scrambled, pieces)`` of fresh puzzles (full batches only)."""
-        images = self.images("train")
-        order = torch.randperm(len(images), generator=generator)
-        size = min(self.images_per_batch, len(images))
-        for start in range(0, len(images) - size + 1, size):
-            puzzles = self.puzzles(images[order[start : start + size]], generator)
-            yield puzzles.scrambled, puzzles.pieces
+    def train_batches(self, epoch: int, generator: torch.Generator) -> _Batches:
+        """One epoch of shuffled batches ``(scrambled, pieces)``, freshly scrambled (full only)."""
+        return _Batches(self, generator)
 
     def loss(self, model: SinkhornPieceNet, batch: tuple) -> torch.Tensor:
         """Mean squared error of the soft reconstruction Pᵀ·scrambled (averaged over samples)."""
@@ -239,3 +236,22 @@ def score(puzzles, perm_pred: torch.Tensor, to_pixels=lambda x: x) -> dict[str, 
 def summarize(per_puzzle: dict) -> dict[str, float]:
     """Means of the per-puzzle metrics, as plain floats keyed by ``METRICS``."""
     return {key: float(per_puzzle[key].mean()) for key in METRICS}
+
+
+class _Batches:
+    """An epoch of puzzles, with a length for the progress bar."""
+
+    def __init__(self, task: JigsawTask, generator: torch.Generator):
+        self.task, self.generator = task, generator
+        self.images = task.images("train")
+        self.size = min(task.images_per_batch, len(self.images))
+
+    def __len__(self) -> int:
+        return len(self.images) // self.size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.images), generator=self.generator)
+        for start in range(0, len(self) * self.size, self.size):
+            batch = self.images[order[start : start + self.size]]
+            puzzles = self.task.puzzles(batch, self.generator)
+            yield puzzles.scrambled, puzzles.pieces

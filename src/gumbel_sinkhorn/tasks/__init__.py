@@ -1,0 +1,1 @@
+"""Experiments as Tasks for the shared training loop (``gumbel_sinkhorn.train.fit``)."""
