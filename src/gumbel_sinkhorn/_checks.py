@@ -70,12 +70,41 @@ def count(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def shape(value, name: str = "shape") -> tuple[int, ...]:
+    """A tensor shape: a sequence of integers >= 0 (or one such integer)."""
+    sizes = (value,) if isinstance(value, numbers.Integral) else value
+    if isinstance(sizes, torch.Size):
+        return tuple(sizes)
+    if not isinstance(sizes, list | tuple):
+        raise TypeError(f"{name} must be a tuple of integers, got {type(value).__name__}")
+    return tuple(count(size, f"every size in {name}", minimum=0) for size in sizes)
+
+
 def permutation(perm, name: str = "perm") -> torch.Tensor:
     """An integer tensor of shape ``(..., N)``."""
     tensor(perm, name, min_dim=1)
     if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
         raise TypeError(f"{name} must have an integer dtype, got {perm.dtype}")
     return perm
+
+
+def indices(perm: torch.Tensor, n: int, name: str = "perm", *, bijective: bool = False) -> None:
+    """Raise ValueError unless every value of ``perm`` is in ``[0, n)`` (and, if ``bijective``,
+    each of them appears once along the last axis). One device-to-host copy of a flag."""
+    if perm.is_meta or perm.numel() == 0:
+        return
+    outside = (perm < 0).any() | (perm >= n).any()
+    repeats = torch.zeros((), dtype=torch.bool, device=perm.device)
+    if bijective:
+        ordered = perm.long().sort(dim=-1).values
+        repeats = (ordered[..., 1:] == ordered[..., :-1]).any()
+    if (outside | repeats).item():
+        what = "permutations" if bijective else "indices"
+        found = f"values from {perm.min().item()} to {perm.max().item()}"
+        raise ValueError(
+            f"{name} must hold {what} of 0..N-1 along its last axis (N = {n}), got "
+            + (found if outside.item() else "a value twice")
+        )
 
 
 def same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import _checks
@@ -28,11 +30,11 @@ def kendall_tau(perm_pred: torch.Tensor, perm_true: torch.Tensor) -> torch.Tenso
     n = perm_pred.shape[-1]
     if n < 2:
         raise ValueError(f"kendall_tau needs N >= 2 elements per item, got N = {n}")
-    upper = torch.ones(n, n, dtype=torch.bool, device=perm_pred.device).triu(1)
+    i, j = torch.triu_indices(n, n, 1, device=perm_pred.device)
 
-    def signs(p: torch.Tensor) -> torch.Tensor:
-        p = p.double()
-        return torch.sign(p.unsqueeze(-1) - p.unsqueeze(-2))[..., upper]
+    def signs(p: torch.Tensor) -> torch.Tensor:  # compared, not subtracted: exact for any int64
+        a, b = p[..., i], p[..., j]
+        return (a > b).double() - (a < b).double()
 
     s_pred, s_true = signs(perm_pred), signs(perm_true)
     untied_pred = (s_pred != 0).sum(-1).double()
@@ -51,6 +53,8 @@ def prop_wrong(perm_pred: torch.Tensor, perm_true: torch.Tensor) -> torch.Tensor
     Shapes: ``(..., N)`` twice in, ``(...)`` float out.
     """
     _pair(perm_pred, perm_true)
+    if perm_pred.shape[-1] == 0:
+        raise ValueError("prop_wrong needs N >= 1 elements per item, got N = 0")
     return (perm_pred != perm_true).to(torch.get_default_dtype()).mean(-1)
 
 
@@ -74,6 +78,8 @@ def _error(x_hat, x, batch_dims, name, power):
     batch_dims = _checks.count(batch_dims, "batch_dims", minimum=0)
     if batch_dims > x.dim():
         raise ValueError(f"{name}: batch_dims={batch_dims} but x has only {x.dim()} dimensions")
+    if batch_dims < x.dim() and math.prod(x.shape[batch_dims:]) == 0:
+        raise ValueError(f"{name}: the items of shape {tuple(x.shape[batch_dims:])} are empty")
     diff = (x_hat - x).abs().pow(power)
     return diff.flatten(batch_dims).mean(-1) if batch_dims < x.dim() else diff
 

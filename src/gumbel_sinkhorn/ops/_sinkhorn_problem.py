@@ -41,15 +41,23 @@ def build(scores: torch.Tensor, mask: torch.Tensor | None) -> Problem:
     non-padding rows than columns.
     """
     n, m = scores.shape[-2:]
+    safe = torch.finfo(scores.dtype).max / 8  # beyond, the potentials may overflow into NaN
     if mask is None and n == m:
         row_max = scores.amax(-1)
-        if bool((row_max > float("-inf")).all() and (scores.amax(-2) > float("-inf")).all()):
+        if bool((torch.cat([row_max, scores.amax(-2)], -1).abs() <= safe).all()):
             return Problem(scores, row_max)
     allowed = scores > float("-inf")
     if mask is not None:
         allowed = allowed & mask
     rows, cols = allowed.any(-1), allowed.any(-2)
     n_rows, n_cols = rows.sum(-1), cols.sum(-1)
+    peak = torch.where(allowed, scores.abs(), 0.0).amax()
+    if peak > safe:  # +inf here is an overflow: log_alpha had no +inf
+        raise ValueError(
+            f"log_alpha / tau reaches {peak.item():.3g}, too close to the largest "
+            f"{scores.dtype} ({safe * 8:.3g}) for the Sinkhorn iterations; use a larger tau, "
+            "smaller scores or float64"
+        )
     _check_counts(n_rows, n_cols)
     block = rows.unsqueeze(-1) & cols.unsqueeze(-2)
     x = torch.where(allowed, scores, torch.where(block, float("-inf"), 0.0))

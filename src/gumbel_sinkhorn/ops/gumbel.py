@@ -27,8 +27,11 @@ def sample_gumbel(
     two logarithms are always finite; the result is cast to ``dtype`` (default: torch's default).
     """
     dtype = dtype or torch.get_default_dtype()
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    shape = _checks.shape(shape)
     if generator is not None and device is None:
         device = generator.device
     work = torch.float64 if dtype == torch.float64 else torch.float32

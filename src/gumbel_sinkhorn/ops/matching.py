@@ -37,9 +37,9 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
     Not differentiable (the input is detached). The batch is copied to the host once and solved
     with SciPy's ``linear_sum_assignment`` across threads (it releases the GIL).
     """
-    _checks.scores(log_alpha)
-    if torch.isposinf(log_alpha).any():
-        raise ValueError("matching: log_alpha contains +inf; use finite scores or -inf to forbid")
+    _checks.scores(log_alpha, posinf=False)
+    if log_alpha.is_meta:
+        raise ValueError("matching needs the values of log_alpha: it cannot run on the meta device")
     n = log_alpha.shape[-1]
     batch_shape = log_alpha.shape[:-2]
     flat = log_alpha.detach().to("cpu", torch.float64).reshape(-1, n, n).numpy()

@@ -17,9 +17,11 @@ def permutation_matrix(perm: torch.Tensor, *, dtype: torch.dtype | None = None) 
             [0., 1., 0.]])
 
     Shapes: ``(..., N)`` integer in, ``(..., N, N)`` out (``dtype`` default: torch's default).
+    A value outside ``0..N-1`` is a ValueError.
     """
     _checks.permutation(perm)
     n = perm.shape[-1]
+    _checks.indices(perm, n)
     eye = torch.eye(n, dtype=dtype or torch.get_default_dtype(), device=perm.device)
     return eye[perm.long()]
 
@@ -35,9 +37,13 @@ def permutation_indices(P: torch.Tensor) -> torch.Tensor:
     is the row-wise argmax, which need not be a permutation: use ``matching`` for that.
     """
     _checks.tensor(P, "P", min_dim=2)
-    if P.shape[-1] != P.shape[-2]:
-        raise ValueError(f"P must be square (..., N, N), got shape {tuple(P.shape)}")
-    return P.argmax(dim=-1)
+    if P.shape[-1] != P.shape[-2] or P.shape[-1] == 0:
+        raise ValueError(f"P must be square (..., N, N) with N >= 1, got shape {tuple(P.shape)}")
+    if P.is_complex():
+        raise TypeError(f"P must have a real dtype, got {P.dtype}")
+    if P.is_floating_point() and not P.is_meta and torch.isnan(P).any():
+        raise ValueError("P contains NaN")
+    return (P.byte() if P.dtype == torch.bool else P).argmax(dim=-1)
 
 
 def invert_permutation(perm: torch.Tensor) -> torch.Tensor:
@@ -47,9 +53,11 @@ def invert_permutation(perm: torch.Tensor) -> torch.Tensor:
     >>> invert_permutation(torch.tensor([2, 0, 1]))
     tensor([1, 2, 0])
 
-    Shapes: ``(..., N)`` in and out (int64).
+    Shapes: ``(..., N)`` in and out (int64). Anything but a permutation of ``0..N-1`` is a
+    ValueError (its inverse would be undefined).
     """
     _checks.permutation(perm)
+    _checks.indices(perm, perm.shape[-1], bijective=True)
     perm = perm.long()
     arange = torch.arange(perm.shape[-1], device=perm.device).expand_as(perm)
     return torch.empty_like(perm).scatter_(-1, perm, arange)
@@ -76,6 +84,7 @@ def permute(x: torch.Tensor, perm: torch.Tensor, dim: int | None = None) -> torc
         raise ValueError(f"dim must index one of x's {x.dim()} axes, got {dim}")
     dim %= x.dim()
     n = perm.shape[-1]
+    _checks.indices(perm, n)
     if x.shape[dim] != n:
         raise ValueError(
             f"x.shape[{dim}] must equal the permutation length {n}, got shape {tuple(x.shape)}"

@@ -127,7 +127,7 @@ def _sinkhorn(
     mask = _full_mask(log_alpha, mask, sizes)
     batch_shape = log_alpha.shape[:-2]
     flat = log_alpha.reshape(-1, n, m)
-    if flat.shape[0] == 0:
+    if flat.shape[0] == 0 or log_alpha.is_meta:  # nothing to compute (meta: shapes only)
         out = log_alpha * 0.0
         error = log_alpha.new_zeros(batch_shape)
         info = SinkhornInfo(0, error, error == 0, tol or REPORT_TOL)
