@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/gumbel-sinkhorn demo
+	$(VENV)/bin/gumbel-sinkhorn jigsaw demo
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

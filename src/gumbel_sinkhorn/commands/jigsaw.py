@@ -59,7 +59,7 @@ def train(args) -> int:
         images_per_batch=args.batch_size,
         train_size=args.train_size,
         test_size=args.test_size,
-        model=model_options(args),
+        model=model_options(args), init_weights=args.init,
     )
     history = fit(
         task,
@@ -155,6 +155,73 @@ def solve(args) -> int:
         save_image(task.denormalize(assemble_pieces(scrambled)[0]).clamp(0, 1), scrambled_path)
         print(f"wrote {scrambled_path}")
     print(f"wrote {output}  (piece i goes to position perm[i]: {perm[0].tolist()})")
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+DEMO_TRAIN_SIZE = 20_000
+EXPLAIN = """\
+  kendall_tau     rank agreement of predicted and true piece order (1 = identical)
+  prop_wrong      share of pieces placed at a wrong index
+  prop_any_wrong  share of puzzles with at least one piece at a wrong index
+  l1, l2          mean absolute / squared pixel error of the reassembled image (pixels in [0, 1])
+  prop_exact      share of puzzles reassembled exactly; unlike the index metrics it does not
+                  count swapping two identical (e.g. blank) pieces as an error"""
+
+
+def demo_task(args) -> JigsawTask:
+    """MNIST 3x3 from the data root / cache / mirrors, else the embedded digits (said plainly)."""
+    try:
+        from ..data import load_mnist
+
+        load_mnist("train", root=args.data_root)
+        load_mnist("test", root=args.data_root)
+    except (OSError, ValueError) as err:  # DatasetNotFoundError, CorruptFileError
+        reason = "corrupt file" if isinstance(err, ValueError) else "no local copy and no download"
+        print(f"MNIST is not available here ({reason}: set {ENV_VAR} or --data-root to a folder "
+              "holding mnist/, or connect to the internet).\n"
+              "Running the demo on the 1,797 8x8 handwritten digits embedded in the package "
+              "instead (upscaled to 16x16, 2x2 puzzles): no download needed.\n")
+        return JigsawTask(dataset="digits", grid=2, image_size=16)
+    return JigsawTask(dataset="mnist", grid=3, data_root=args.data_root,
+                      train_size=args.train_size, model=dict(DEFAULT_MODEL))
+
+
+def demo(args) -> int:
+    from ..train import fit
+
+    run_dir = Path(args.run_dir)
+    for name in ("checkpoint.pt", "metrics.jsonl"):  # a demo always starts afresh
+        (run_dir / name).unlink(missing_ok=True)
+    task = demo_task(args)
+    n_train = len(task.images("train"))
+    epochs = args.epochs if task.dataset == "mnist" else 10 * args.epochs  # 1,437 images only
+    g = task.grid
+    print(f"Jigsaw puzzles: {task.dataset} images cut into {g}x{g} pieces and shuffled. A Sinkhorn "
+          f"network learns to put the pieces back\nfrom the reconstruction error alone (it never "
+          f"sees the true order). Training {epochs} epochs on {n_train:,} images...")
+    start = time.perf_counter()
+    history = fit(task, run_dir, epochs=epochs, lr=2e-3, lr_schedule="cosine",
+                  seed=args.seed, progress=not args.quiet)
+    minutes = (time.perf_counter() - start) / 60
+    model = pretrained.load_model(run_dir)[1]
+    per_puzzle = task.solve_test_set(model)
+    columns = {f"demo ({minutes:.1f} min)": {k: history[-1][k] for k in METRICS}}
+    shipped = f"{task.dataset}-{g}x{g}"
+    if shipped in pretrained.available():
+        _, shipped_model, _ = pretrained.load_model(shipped)
+        columns[f"shipped {shipped}"] = task.evaluate(shipped_model)
+    print(f"\nAll {len(per_puzzle['perm_pred']):,} test puzzles, solved with hard matching:")
+    _print_table(columns)
+    print("\n" + EXPLAIN)
+    figures.training_curves(history, run_dir / "curves.png", metrics=CURVES,
+                            title=f"demo: {task.dataset} {g}x{g}")
+    _puzzle_figure(task, per_puzzle, run_dir / "puzzles.png")
+    print(f"\nFigures: {run_dir / 'puzzles.png'} (scrambled | solved | original, wrong pieces "
+          f"framed in red) and {run_dir / 'curves.png'}.")
+    print("Next: gumbel-sinkhorn jigsaw evaluate --pretrained mnist-6x6 --figure 6x6.png; "
+          "gumbel-sinkhorn jigsaw train --help")
     return 0
 
 
@@ -280,6 +347,9 @@ def register(commands) -> None:
         "--n-samples", "--samples", type=int, help="Gumbel samples per puzzle and step"
     )
     group.add_argument("--noise-factor", type=float, help="scale of the Gumbel noise (0: none)")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start from these weights (shipped name, weights file or run folder; same "
+                   "grid and model options): a warm start")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train)
 
@@ -321,3 +391,21 @@ def register(commands) -> None:
         help="where to write the solved image (default: IMAGE-solved.png)",
     )
     p.set_defaults(func=solve)
+
+    p = sub.add_parser("demo", help="train, evaluate and draw a small MNIST run in a few minutes",
+                       formatter_class=fmt,
+                       description="End to end in a few minutes on a laptop CPU: train a Sinkhorn "
+                       "network on MNIST 3x3 puzzles, evaluate it on the whole test set beside the "
+                       "shipped model, write figures. Uses --data-root / $GUMBEL_SINKHORN_DATA, "
+                       "else downloads MNIST; without either it runs on the embedded 8x8 digits.")
+    p.add_argument("--data-root", metavar="DIR",
+                   help=f"folder holding mnist/ (default: ${ENV_VAR}, the cache, else download)")
+    p.add_argument("--run-dir", default="jigsaw-demo", metavar="DIR",
+                   help="where the demo run and its figures are written")
+    p.add_argument("--epochs", type=int, default=2,
+                   help="passes over the training images (10x as many on the embedded digits)")
+    p.add_argument("--train-size", type=int, default=DEMO_TRAIN_SIZE,
+                   help="MNIST training images used")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=demo)

@@ -80,7 +80,9 @@ class JigsawTask:
     ``dataset``: "mnist", "fashion-mnist", "digits" (embedded, 8×8, no download) or a folder of
     images. ``grid``: pieces per side. ``train_size`` / ``test_size``: use only the first images.
     ``model``: keyword options of :class:`SinkhornPieceNet` (defaults: ``DEFAULT_MODEL``).
-    ``tau_final``: anneal the model's tau geometrically to this value over ``tau_epochs`` epochs.
+    ``image_shape``, ``mean``, ``std``: filled in from the data when not given, so that a saved
+    config rebuilds the model without the data. ``init_weights``: start training from these
+    weights (a shipped name, weights file or run folder).
     """
 
     dataset: str = "mnist"
@@ -96,6 +98,7 @@ class JigsawTask:
     image_shape: list[int] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
+    init_weights: str | None = dataclasses.field(default=None, compare=False)
 
     name = "jigsaw"
 
@@ -130,17 +133,31 @@ class JigsawTask:
     # -- the Task protocol -------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The options that define the experiment (``init_weights``, a starting point, is not)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> JigsawTask:
         return cls(**config)
 
     def build_model(self) -> SinkhornPieceNet:
+        """A fresh network, or one starting from ``init_weights`` (a warm start)."""
         channels, height, width = self.image_shape
-        return SinkhornPieceNet(
+        model = SinkhornPieceNet(
             self.grid**2, (height // self.grid, width // self.grid), channels, **self.model
         )
+        if self.init_weights is not None:
+            from ..pretrained import load_model
+
+            start = load_model(self.init_weights)[1]
+            try:
+                model.load_state_dict(start.state_dict())
+            except RuntimeError as err:
+                raise ValueError(
+                    f"init weights {self.init_weights} do not fit this model (same grid and model "
+                    f"options needed): {str(err).splitlines()[1].strip()}"
+                ) from err
+        return model
 
     def train_batches(self, epoch: int, generator: torch.Generator) -> _Batches:
         """One epoch of shuffled batches ``(scrambled, pieces)``, freshly scrambled (full only)."""

@@ -1,0 +1,124 @@
+"""Jigsaw training throughput (images/s): our pipeline vs the tutorial's, same model size.
+
+    GUMBEL_SINKHORN_DATA=../shared/data .venv/bin/python benchmarks/jigsaw_throughput.py
+
+The tutorial's pipeline (REFERENCES §2), rewritten here from its description as the reference:
+puzzles made one image at a time (``bench_data.loop_puzzles``), a ``SinkhornConvNet`` whose
+forward pass loops over the pieces in Python (g1 then g2 for piece 0, then piece 1, ...), a
+log-domain Sinkhorn that renormalises the whole matrix every half-step, one Gumbel sample,
+``mse_loss(..., reduction="sum")``, Adam. Ours: ``JigsawTask`` batches (whole-batch cut and
+scramble), ``SinkhornPieceNet`` in the tutorial's configuration (the same 7,168 parameters at
+2x2: pieces folded into the batch, one g1 call), ``gumbel_sinkhorn.ops``, the task's loss. Both
+run in this process on the same images, one thread, alternating, best of ``--repeat`` timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from bench_data import loop_puzzles
+from torch import nn
+
+from gumbel_sinkhorn.tasks.jigsaw import TUTORIAL_MODEL, JigsawTask
+
+
+class LoopSinkhornConvNet(nn.Module):
+    """The tutorial's network: the same g1 and g2, applied piece by piece in a Python loop."""
+
+    def __init__(self, n_pieces: int, piece_size: int, hidden: int = 32, kernel: int = 5):
+        super().__init__()
+        self.g1 = nn.Sequential(
+            nn.Conv2d(1, hidden, kernel, padding=kernel // 2), nn.MaxPool2d(2), nn.ReLU(),
+            nn.BatchNorm2d(hidden),
+        )
+        self.g2 = nn.Linear((piece_size // 2) ** 2 * hidden, n_pieces, bias=False)
+
+    def forward(self, pieces, tau=0.1, n_iter=20):
+        rows = [self.g2(self.g1(pieces[:, i]).flatten(1)) for i in range(pieces.shape[1])]
+        log_alpha = torch.stack(rows, dim=1)
+        u = torch.rand_like(log_alpha)
+        noisy = (log_alpha - torch.log(-torch.log(u + 1e-20) + 1e-20)) / tau
+        for _ in range(n_iter):
+            noisy = noisy - torch.logsumexp(noisy, dim=-1, keepdim=True)
+            noisy = noisy - torch.logsumexp(noisy, dim=-2, keepdim=True)
+        P = noisy.exp()
+        ordered = torch.einsum("bij,bichw->bjchw", P, pieces)
+        return ordered, P
+
+
+def tutorial_steps(images, grid, steps, batch):
+    n, side = grid * grid, images.shape[-1] // grid
+    model = LoopSinkhornConvNet(n, side)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-8)
+    generator = torch.Generator().manual_seed(0)
+
+    def run():
+        for step in range(steps):
+            chunk = images[step * batch : (step + 1) * batch]
+            scrambled, perm = loop_puzzles(chunk, grid, generator)
+            pieces = torch.stack([p[torch.argsort(q)] for p, q in zip(scrambled, perm, strict=True)])
+            ordered, _ = model(scrambled)
+            loss = nn.functional.mse_loss(ordered, pieces, reduction="sum")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    return run, sum(p.numel() for p in model.parameters())
+
+
+def our_steps(task, steps):
+    model = task.build_model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(0)
+
+    def run():
+        batches = iter(task.train_batches(0, generator))
+        for _ in range(steps):
+            loss = task.loss(model, next(batches))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    return run, sum(p.numel() for p in model.parameters())
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--grids", type=int, nargs="+", default=[2, 3, 4, 6])
+    parser.add_argument("--steps", type=int, default=20, help="training steps per timing")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    n_images = args.steps * args.batch
+    print(f"training throughput, images/s, batch {args.batch}, {args.steps} steps, 1 thread")
+    print(f"{'grid':>5} {'params':>8} {'tutorial':>10} {'ours':>10} {'speed-up':>9}"
+          f" {'ours+context':>13}")
+    for grid in args.grids:
+        config = dict(grid=grid, images_per_batch=args.batch, train_size=n_images, test_size=1)
+        task = JigsawTask(model=dict(TUTORIAL_MODEL), **config)
+        images = task.images("train")  # the same normalised, padded images for both
+        theirs, n_theirs = tutorial_steps(images, grid, args.steps, args.batch)
+        ours, n_ours = our_steps(task, args.steps)
+        context, _ = our_steps(JigsawTask(**config), args.steps)
+        assert n_theirs == n_ours, (n_theirs, n_ours)
+        t_theirs = best_of(theirs, args.repeat)
+        t_ours = best_of(ours, args.repeat)
+        t_context = best_of(context, args.repeat)
+        print(f"{grid}x{grid:<3} {n_ours:>8,} {n_images / t_theirs:>10.0f} {n_images / t_ours:>10.0f}"
+              f" {t_theirs / t_ours:>8.1f}x {n_images / t_context:>13.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
