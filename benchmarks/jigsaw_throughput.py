@@ -3,7 +3,9 @@
     GUMBEL_SINKHORN_DATA=../shared/data .venv/bin/python benchmarks/jigsaw_throughput.py
 
 The tutorial's pipeline (REFERENCES §2), rewritten here from its description as the reference:
-puzzles made one image at a time (``bench_data.loop_puzzles``), a ``SinkhornConvNet`` whose
+each image converted and normalised on its own (PIL image -> tensor -> Normalize, as
+torchvision's MNIST dataset and transforms do), puzzles made one image at a time
+(``bench_data.loop_puzzles``), a ``SinkhornConvNet`` whose
 forward pass loops over the pieces in Python (g1 then g2 for piece 0, then piece 1, ...), a
 log-domain Sinkhorn that renormalises the whole matrix every half-step, one Gumbel sample,
 ``mse_loss(..., reduction="sum")``, Adam. Ours: ``JigsawTask`` batches (whole-batch cut and
@@ -17,10 +19,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
-from bench_data import loop_puzzles
+from PIL import Image
 from torch import nn
 
+from bench_data import loop_puzzles
+from gumbel_sinkhorn.data import fit_to_grid
 from gumbel_sinkhorn.tasks.jigsaw import TUTORIAL_MODEL, JigsawTask
 
 
@@ -48,17 +53,27 @@ class LoopSinkhornConvNet(nn.Module):
         return ordered, P
 
 
-def tutorial_steps(images, grid, steps, batch):
-    n, side = grid * grid, images.shape[-1] // grid
+def per_image_transform(raw: torch.Tensor, mean=0.1307, std=0.3081) -> torch.Tensor:
+    """torchvision-style: uint8 array -> PIL image -> float tensor in [0, 1] -> Normalize."""
+    out = []
+    for image in raw:
+        pil = Image.fromarray(image[0].numpy(), mode="L")
+        x = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).float().div(255)
+        out.append(((x - mean) / std).unsqueeze(0))
+    return torch.stack(out)
+
+
+def tutorial_steps(raw, grid, steps, batch):
+    n, side = grid * grid, raw.shape[-1] // grid
     model = LoopSinkhornConvNet(n, side)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-8)
     generator = torch.Generator().manual_seed(0)
 
     def run():
         for step in range(steps):
-            chunk = images[step * batch : (step + 1) * batch]
+            chunk = per_image_transform(raw[step * batch : (step + 1) * batch])
             scrambled, perm = loop_puzzles(chunk, grid, generator)
-            pieces = torch.stack([p[torch.argsort(q)] for p, q in zip(scrambled, perm, strict=True)])
+            pieces = torch.stack([p[q.argsort()] for p, q in zip(scrambled, perm, strict=True)])
             ordered, _ = model(scrambled)
             loss = nn.functional.mse_loss(ordered, pieces, reduction="sum")
             optimizer.zero_grad()
@@ -108,16 +123,17 @@ def main() -> None:
     for grid in args.grids:
         config = dict(grid=grid, images_per_batch=args.batch, train_size=n_images, test_size=1)
         task = JigsawTask(model=dict(TUTORIAL_MODEL), **config)
-        images = task.images("train")  # the same normalised, padded images for both
-        theirs, n_theirs = tutorial_steps(images, grid, args.steps, args.batch)
+        raw = fit_to_grid(task.dataset_split("train").images, grid)  # the same padded images
+        theirs, n_theirs = tutorial_steps(raw, grid, args.steps, args.batch)
         ours, n_ours = our_steps(task, args.steps)
         context, _ = our_steps(JigsawTask(**config), args.steps)
         assert n_theirs == n_ours, (n_theirs, n_ours)
         t_theirs = best_of(theirs, args.repeat)
         t_ours = best_of(ours, args.repeat)
         t_context = best_of(context, args.repeat)
-        print(f"{grid}x{grid:<3} {n_ours:>8,} {n_images / t_theirs:>10.0f} {n_images / t_ours:>10.0f}"
-              f" {t_theirs / t_ours:>8.1f}x {n_images / t_context:>13.0f}", flush=True)
+        rates = (n_images / t_theirs, n_images / t_ours, t_theirs / t_ours, n_images / t_context)
+        print(f"{grid}x{grid:<3} {n_ours:>8,} {rates[0]:>10.0f} {rates[1]:>10.0f} {rates[2]:>8.1f}x"
+              f" {rates[3]:>13.0f}", flush=True)
 
 
 if __name__ == "__main__":
