@@ -92,8 +92,9 @@ def load(path: str | os.PathLike, *kinds: str) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
-            f"{path} is not a readable {names} file (corrupt or truncated?): {err}"
+            f"{path} is not a readable {names} file (corrupt or truncated?): {first_line}"
         ) from err
     expected = {f"gumbel-sinkhorn-{kind}" for kind in kinds}
     if not isinstance(payload, dict) or payload.get("format") not in expected:

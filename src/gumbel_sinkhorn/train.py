@@ -187,7 +187,6 @@ def fit(
     _lr_factor(lr_schedule, epochs)
     run_dir = Path(run_dir)
     with distributed.cluster(device) as here, _StopSignals() as stop:
-        _check_writable(run_dir, here.rank)
         loop = _Loop(task, run_dir, here, stop, seed=seed, progress=progress and here.is_main)
         loop.start(lr, epochs, lr_schedule, resume)
         return loop.run(epochs, eval_every, grad_clip, save_every)
@@ -210,6 +209,7 @@ class _Loop:
         )
         self.history: list[dict[str, Any]] = []
         self.position: dict[str, Any] | None = None  # where a checkpoint stopped mid-epoch
+        _check_writable(self.run_dir, self.here.rank)  # after build_model: its errors come first
         if self.here.is_main:  # what a killed run was writing
             for name in ("checkpoint.pt", "metrics.jsonl"):
                 checkpoint.remove_temporaries(self.run_dir / name)

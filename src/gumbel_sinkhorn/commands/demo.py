@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import ops
+from .. import _checks, ops
 
 
 def run(seed: int = 0, n: int = 4) -> dict[str, torch.Tensor]:
@@ -14,6 +14,7 @@ def run(seed: int = 0, n: int = 4) -> dict[str, torch.Tensor]:
     >>> torch.allclose(out["P"].sum(-2), torch.ones(4), atol=1e-3)
     True
     """
+    n = _checks.count(n, "--n (the matrix size)")
     gen = torch.Generator().manual_seed(seed)
     log_alpha = torch.randn(n, n, generator=gen)
     return {

@@ -17,6 +17,7 @@ import torch
 from .. import checkpoint, figures, pretrained
 from ..cli import UsageError
 from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
+from ..distributed import is_main_process
 from ..tasks.jigsaw import DEFAULT_MODEL, METRICS, TUTORIAL_MODEL, JigsawTask
 
 CURVES = ("kendall_tau", "prop_exact", "prop_wrong")
@@ -70,7 +71,10 @@ def train(args) -> int:
         resume=args.resume,
         progress=not args.quiet,
         lr_schedule=args.lr_schedule,
+        save_every=args.save_every,
     )
+    if not is_main_process():  # under torchrun: rank 0 alone writes weights and figures
+        return 0
     metrics = {k: history[-1][k] for k in METRICS if k in history[-1]}
     _, model, _ = pretrained.load_model(run_dir)
     pretrained.save_weights(run_dir / "weights.pt", task, model, metrics)
@@ -309,6 +313,9 @@ def register(commands) -> None:
     )
     p.add_argument("--run-dir", required=True, metavar="DIR", help="where the run is written")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument(
+        "--save-every", type=int, metavar="STEPS", help="also checkpoint every STEPS batches"
+    )
     p.add_argument("--epochs", type=int, default=5, help="passes over the training set")
     p.add_argument("--batch-size", type=int, default=64, help="puzzles per step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")

@@ -72,7 +72,10 @@ class SinkhornPieceNet(nn.Module):
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (the conv keeps the piece size), got {kernel}")
         n_conv = _checks.count(n_conv, "n_conv")
+        hidden = _checks.count(hidden, "hidden")
         n_context = _checks.count(n_context, "n_context", minimum=0)
+        if n_context and _checks.count(d_model, "d_model") % _checks.count(n_heads, "n_heads"):
+            raise ValueError(f"d_model must be a multiple of n_heads={n_heads}, got {d_model}")
         self.tau = _checks.positive(tau, "tau")
         self.n_iter = _checks.count(n_iter, "n_iter")
         self.n_samples = _checks.count(n_samples, "n_samples")

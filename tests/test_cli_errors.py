@@ -1,0 +1,78 @@
+"""Every command given wrong arguments: one line on stderr and exit status 2, never a traceback."""
+
+import pytest
+
+from gumbel_sinkhorn import cli, pretrained
+from gumbel_sinkhorn.data import mnist as mnist_module
+from gumbel_sinkhorn.tasks.jigsaw import JigsawTask
+
+TRAIN = ["jigsaw", "train", "--dataset", "digits", "--quiet", "--run-dir", "{tmp}/run"]
+
+CASES = {
+    "demo: negative size": (["demo", "--n", "-1"], "--n"),
+    "demo: empty matrix": (["demo", "--n", "0"], "--n"),
+    "unknown pretrained name": (["jigsaw", "evaluate", "--pretrained", "nope"], "shipped"),
+    "no model given": (["jigsaw", "evaluate"], "exactly one of"),
+    "not a weights file": (["jigsaw", "evaluate", "--run", "{tmp}/note.png"], "not a readable"),
+    "grid larger than the image": ([*TRAIN, "--grid", "100"], "pieces of at least"),
+    "negative grid": ([*TRAIN, "--grid", "-3"], "grid must be >= 2"),
+    "negative batch size": ([*TRAIN, "--batch-size", "-1"], "must be >= 1"),
+    "zero epochs": ([*TRAIN, "--epochs", "0"], "epochs must be >= 1"),
+    "negative train size": ([*TRAIN, "--train-size", "-5"], "train_size"),
+    "negative learning rate": ([*TRAIN, "--lr", "-1"], "lr must be"),
+    "zero temperature": ([*TRAIN, "--tau", "0"], "tau must be"),
+    "zero hidden channels": ([*TRAIN, "--hidden", "0"], "hidden must be >= 1"),
+    "heads that do not divide": ([*TRAIN, "--d-model", "30"], "multiple of n_heads"),
+    "missing dataset folder": ([*TRAIN, "--dataset", "{tmp}/none"], "dataset must be one of"),
+    "run folder under a file": ([*TRAIN[:-1], "{tmp}/note.png/run"], "not writable"),
+    "resume without a run": ([*TRAIN, "--resume"], "no checkpoint.pt"),
+    "missing image": (["jigsaw", "solve", "{tmp}/none.png", "--run", "{tmp}/w.pt"], "none.png"),
+    "non-image file": (["jigsaw", "solve", "{tmp}/note.png", "--run", "{tmp}/w.pt"], "Pillow"),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    (tmp / "note.png").write_text("not an image")
+    task = JigsawTask(dataset="digits", grid=2, train_size=64, test_size=16)
+    pretrained.save_weights(tmp / "w.pt", task, task.build_model())
+    return tmp
+
+
+def run(argv, tmp, capsys):
+    status = cli.main([arg.format(tmp=tmp) for arg in argv])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gumbel-sinkhorn: error: "), err
+    return status, err
+
+
+@pytest.mark.parametrize("argv, expected", CASES.values(), ids=CASES)
+def test_wrong_arguments_give_one_line_and_status_2(argv, expected, files, capsys):
+    status, err = run(argv, files, capsys)
+    assert status == 2 and expected in err
+    assert not (files / "run").exists()  # nothing half-made is left behind
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_corrupt_data_files_are_one_line_and_never_cached(tmp_path, capsys, private_cache):
+    (tmp_path / "root" / "mnist").mkdir(parents=True)
+    for name in mnist_module._MD5["mnist"]:
+        (tmp_path / "root" / "mnist" / name).write_bytes(b"\x1f\x8b not really gzip")
+    argv = ["jigsaw", "train", "--data-root", "{tmp}/root", "--run-dir", "{tmp}/run"]
+    status, err = run(argv, tmp_path, capsys)
+    assert status == 2 and "does not match the published checksum" in err
+    assert not private_cache.exists() and not (tmp_path / "run").exists()
+
+
+def test_missing_data_offline_is_one_line(tmp_path, capsys, monkeypatch, private_cache):
+    monkeypatch.setattr(mnist_module, "MIRRORS", {"mnist": ("http://127.0.0.1:9/",)})
+    argv = ["jigsaw", "train", "--data-root", "{tmp}/empty", "--run-dir", "{tmp}/run"]
+    status, err = run(argv, tmp_path, capsys)
+    assert status == 2 and "could not be downloaded" in err
+    assert not list(private_cache.rglob("*.gz"))  # no half-downloaded file
