@@ -245,15 +245,17 @@ def _print_table(columns: dict[str, dict]) -> None:
 
 
 def _puzzle_figure(task, per_puzzle, path, n=8):
-    exact = per_puzzle["prop_exact"].mean().item()
-    figures.puzzle_grid(
-        per_puzzle["puzzles"],
-        per_puzzle["perm_pred"],
-        path,
-        n=n,
-        denormalize=task.denormalize,
-        title=f"{task.dataset} {task.grid}x{task.grid}: exact {exact:.1%}",
-    )
+    """The first test puzzles, with up to half the rows given to failures (if any)."""
+    exact = per_puzzle["prop_exact"]
+    failures = (exact == 0).nonzero().flatten()[: n // 2]
+    successes = (exact == 1).nonzero().flatten()[: n - len(failures)]
+    rows = torch.cat([successes, failures])
+    puzzles = type(per_puzzle["puzzles"])(*(t[rows] for t in per_puzzle["puzzles"]))
+    note = f"; last {len(failures)} rows: failures" if len(failures) else ""
+    figures.puzzle_grid(puzzles, per_puzzle["perm_pred"][rows], path, n=n,
+                        denormalize=task.denormalize,
+                        title=f"{task.dataset} {task.grid}x{task.grid}: "
+                        f"{exact.mean():.1%} exact{note}")
 
 
 # -- the parser ---------------------------------------------------------------------------------
