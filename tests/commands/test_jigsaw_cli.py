@@ -79,3 +79,15 @@ def test_help_documents_every_option(capsys):
             main(["jigsaw", action, "--help"])
         text = capsys.readouterr().out
         assert "--data-root" in text and "show this help" in text
+
+
+def test_init_warm_starts_from_weights_and_refuses_a_mismatch(run_dir, tmp_path):
+    from gumbel_sinkhorn import pretrained
+
+    assert main(["jigsaw", "train", "--run-dir", str(tmp_path / "warm"), *TINY,
+                 "--init", str(run_dir), "--lr", "1e-9"]) == 0
+    before = pretrained.load_model(run_dir)[1].state_dict()
+    after = pretrained.load_model(tmp_path / "warm")[1].state_dict()
+    assert torch.allclose(before["g2.weight"], after["g2.weight"], atol=1e-6)
+    wider = [*TINY, "--d-model", "8", "--init", str(run_dir)]
+    assert main(["jigsaw", "train", "--run-dir", str(tmp_path / "bad"), *wider]) == 2
