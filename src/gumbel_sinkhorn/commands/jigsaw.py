@@ -60,7 +60,7 @@ def train(args) -> int:
         images_per_batch=args.batch_size,
         train_size=args.train_size,
         test_size=args.test_size,
-        model=model_options(args), init_weights=args.init,
+        model=model_options(args), init_weights=args.init, loss_exponent=args.loss_exponent,
     )
     history = fit(
         task,
@@ -328,6 +328,9 @@ def register(commands) -> None:
         help="learning-rate schedule over the epochs (default: constant)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
+    p.add_argument("--loss-exponent", type=float, default=1.0,
+                   help="reconstruct pixels**e (in [0, 1]) instead of the normalised pixels: "
+                   "e < 1 weighs faint strokes more (1: the paper's / tutorial's loss)")
     p.add_argument("--train-size", type=int, help="use only the first N training images")
     p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
     p.add_argument(

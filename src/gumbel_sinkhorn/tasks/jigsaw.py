@@ -94,6 +94,7 @@ class JigsawTask:
     train_size: int | None = None
     test_size: int | None = None
     eval_seed: int = 1234
+    loss_exponent: float = 1.0
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     image_shape: list[int] | None = None
     mean: list[float] | None = None
@@ -105,6 +106,7 @@ class JigsawTask:
     def __post_init__(self):
         self.grid = _checks.count(self.grid, "grid", minimum=2)
         self.images_per_batch = _checks.count(self.images_per_batch, "images_per_batch")
+        self.loss_exponent = _checks.positive(self.loss_exponent, "loss_exponent")
         for size in ("train_size", "test_size"):
             if getattr(self, size) is not None:
                 _checks.count(getattr(self, size), size)
@@ -164,11 +166,20 @@ class JigsawTask:
         return _Batches(self, generator)
 
     def loss(self, model: SinkhornPieceNet, batch: tuple) -> torch.Tensor:
-        """Mean squared error of the soft reconstruction Pᵀ·scrambled (averaged over samples)."""
+        """Mean squared error of the soft reconstruction Pᵀ·scrambled (averaged over samples).
+
+        With ``loss_exponent`` e != 1 the reconstructed quantity is each piece's pixels in
+        [0, 1] raised to the power e (still only a reconstruction: Pᵀ applied to the scrambled
+        pieces' pixels): e < 1 lifts faint strokes, so misplacing a piece that holds only a few
+        faint pixels is no longer almost free.
+        """
         scrambled, pieces = batch
         P = model(scrambled)  # (B, N, N) or (n_samples, B, N, N)
-        flat = scrambled.flatten(2)
-        reconstruction = P.transpose(-1, -2) @ flat
+        if self.loss_exponent != 1:
+            scrambled, pieces = (
+                self.denormalize(x).clamp(0, 1).pow(self.loss_exponent) for x in (scrambled, pieces)
+            )
+        reconstruction = P.transpose(-1, -2) @ scrambled.flatten(2)
         return (reconstruction - pieces.flatten(2)).pow(2).mean()
 
     def batch_size(self, batch: tuple) -> int:
