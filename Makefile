@@ -1,12 +1,13 @@
 # The project's commands. Each one sets itself up on a fresh machine.
 #   make demo   the main job (see README)
 #   make test   lint + the whole test suite
+#   make bench  speed and memory against the seed and the peers (docs/BENCHMARKS.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch is pinned to the CPU wheel that ships on the development machines; the package accepts a range.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +24,10 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

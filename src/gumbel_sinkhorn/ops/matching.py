@@ -1,4 +1,4 @@
-"""Hard matching: the permutation that maximises the total score (linear assignment)."""
+"""Hard matching: the assignment that maximises the total score (linear assignment)."""
 
 from __future__ import annotations
 
@@ -11,43 +11,68 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import _checks
 
-# Below this many problems a thread pool costs more than it saves.
+try:  # lapx's batched Jonker-Volgenant solver: native, multi-threaded, no per-item Python
+    from lap import lapjvh_batch
+except ImportError:  # lapx missing, or the older `lap` package installed under the same name
+    lapjvh_batch = None
+
+# Below this many problems a thread pool costs more than it saves (SciPy fallback).
 _MIN_PARALLEL_BATCH = 16
 
 
-def _solve_one(scores: np.ndarray) -> np.ndarray:
-    try:
-        _, cols = linear_sum_assignment(scores, maximize=True)
-    except ValueError as err:
-        raise ValueError(
-            "matching: no permutation avoids every -inf (forbidden) entry of a score matrix"
-        ) from err
-    return cols
-
-
 def matching(log_alpha: torch.Tensor) -> torch.Tensor:
-    """The permutation maximising ``sum_i log_alpha[..., i, perm[i]]`` (Hungarian / JV).
+    """The assignment maximising ``sum_i log_alpha[..., i, perm[i]]`` (Jonker-Volgenant).
 
     >>> import torch
     >>> matching(torch.tensor([[0.0, 5.0], [1.0, 0.0]]))
     tensor([1, 0])
+    >>> matching(torch.tensor([[0.0, 1.0, 9.0]]))          # N < M: a partial permutation
+    tensor([2])
 
-    Shapes: ``(..., N, N)`` float in, ``(..., N)`` int64 out on the input's device;
-    ``perm[..., i]`` is the column assigned to row ``i``. ``-inf`` marks a forbidden pair.
-    Not differentiable (the input is detached). The batch is copied to the host once and solved
-    with SciPy's ``linear_sum_assignment`` across threads (it releases the GIL).
+    Shapes: ``(..., N, M)`` float in with ``N <= M``, ``(..., N)`` int64 out on the input's
+    device: ``perm[..., i]`` is the column assigned to row ``i`` (distinct columns). ``-inf`` marks
+    a forbidden pair. Not differentiable (the input is detached). The batch is copied to the host
+    once, in float64, and solved by lapx's batched solver across ``torch.get_num_threads()``
+    threads; batches with ``-inf`` entries (or without lapx) go to SciPy's
+    ``linear_sum_assignment``, on threads. Both are exact: the total is the optimum.
     """
-    _checks.scores(log_alpha, posinf=False)
+    _checks.scores(log_alpha, square=False, posinf=False)
     if log_alpha.is_meta:
         raise ValueError("matching needs the values of log_alpha: it cannot run on the meta device")
-    n = log_alpha.shape[-1]
-    batch_shape = log_alpha.shape[:-2]
-    flat = log_alpha.detach().to("cpu", torch.float64).reshape(-1, n, n).numpy()
-    workers = min(len(flat) // _MIN_PARALLEL_BATCH, os.cpu_count() or 1)
+    n, m = log_alpha.shape[-2:]
+    if n > m:
+        raise ValueError(
+            f"matching needs N <= M (rows <= columns), got shape {tuple(log_alpha.shape)}; "
+            "transpose it"
+        )
+    costs = torch.neg(log_alpha.detach().to("cpu", torch.float64)).reshape(-1, n, m).numpy()
+    if len(costs) == 0:
+        cols = np.zeros((0, n), dtype=np.int64)
+    elif lapjvh_batch is not None and bool(np.isfinite(costs).all()):
+        threads = min(torch.get_num_threads(), len(costs))
+        _, cols = lapjvh_batch(costs, extend_cost=n != m, return_cost=False, n_threads=threads)
+        cols = np.stack(cols)
+    else:
+        cols = _scipy(costs)
+    out = torch.from_numpy(cols).to(device=log_alpha.device, dtype=torch.int64)
+    return out.reshape(*log_alpha.shape[:-2], n)
+
+
+def _scipy(costs: np.ndarray) -> np.ndarray:
+    """SciPy's solver over a batch (B, N, M), on threads (it releases the GIL)."""
+    workers = min(len(costs) // _MIN_PARALLEL_BATCH, os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            cols = list(pool.map(_solve_one, flat, chunksize=max(1, len(flat) // (4 * workers))))
-    else:
-        cols = [_solve_one(m) for m in flat]
-    out = torch.from_numpy(np.stack(cols) if cols else np.zeros((0, n), dtype=np.int64))
-    return out.to(device=log_alpha.device, dtype=torch.int64).reshape(*batch_shape, n)
+            chunk = max(1, len(costs) // (4 * workers))
+            return np.stack(list(pool.map(_solve_one, costs, chunksize=chunk)))
+    return np.stack([_solve_one(c) for c in costs])
+
+
+def _solve_one(costs: np.ndarray) -> np.ndarray:
+    try:
+        _, cols = linear_sum_assignment(costs)
+    except ValueError as err:
+        raise ValueError(
+            "matching: no assignment avoids every -inf (forbidden) entry of a score matrix"
+        ) from err
+    return cols
