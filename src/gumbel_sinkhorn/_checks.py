@@ -43,6 +43,16 @@ def scores(
     return log_alpha
 
 
+def not_tall(log_alpha: torch.Tensor, what: str) -> None:
+    """Refuse more rows than columns (``N > M``): a row could not get a column of its own."""
+    n, m = log_alpha.shape[-2:]
+    if n > m:
+        raise ValueError(
+            f"{what} needs N <= M (rows <= columns), got shape {tuple(log_alpha.shape)}; "
+            "transpose it"
+        )
+
+
 def positive(value, name: str) -> float:
     """A finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

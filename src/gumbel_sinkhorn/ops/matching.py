@@ -39,12 +39,8 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
     _checks.scores(log_alpha, square=False, posinf=False)
     if log_alpha.is_meta:
         raise ValueError("matching needs the values of log_alpha: it cannot run on the meta device")
+    _checks.not_tall(log_alpha, "matching")
     n, m = log_alpha.shape[-2:]
-    if n > m:
-        raise ValueError(
-            f"matching needs N <= M (rows <= columns), got shape {tuple(log_alpha.shape)}; "
-            "transpose it"
-        )
     costs = torch.neg(log_alpha.detach().to("cpu", torch.float64)).reshape(-1, n, m).numpy()
     if len(costs) == 0:
         cols = np.zeros((0, n), dtype=np.int64)

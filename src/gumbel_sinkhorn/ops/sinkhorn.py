@@ -118,12 +118,8 @@ def _sinkhorn(
         log,
     )
     _checks.scores(log_alpha, square=False, posinf=False)
+    _checks.not_tall(log_alpha, "sinkhorn")
     n, m = log_alpha.shape[-2:]
-    if n > m:
-        raise ValueError(
-            f"log_alpha must have N <= M (rows <= columns), got shape {tuple(log_alpha.shape)}; "
-            "transpose it"
-        )
     mask = _full_mask(log_alpha, mask, sizes)
     batch_shape = log_alpha.shape[:-2]
     flat = log_alpha.reshape(-1, n, m)
