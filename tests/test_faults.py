@@ -196,3 +196,24 @@ def test_signals_are_restored_after_fit(tmp_path):
     fit(LineTask(batches=1), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
     assert signal.getsignal(signal.SIGINT) is before
     assert train.derive_seed(0, 1, "loss", 0) != train.derive_seed(0, 1, "loss", 1)
+
+
+class SignalledTask(LineTask):
+    """Sends ``signum`` to its own process during step 3 of epoch 1 (0-based)."""
+
+    def __init__(self, signum=None):
+        super().__init__()
+        self.signum = signum
+
+    def loss(self, model, batch):
+        if self.signum and (self.epoch, self.step) == (1, 3):
+            os.kill(os.getpid(), self.signum)
+        return super().loss(model, batch)
+
+
+def test_sigterm_saves_and_stops_like_ctrl_c(tmp_path, uninterrupted):
+    with pytest.raises(train.TrainingInterrupted, match="SIGTERM at epoch 2, step 4"):
+        fit(SignalledTask(signal.SIGTERM), tmp_path, progress=False, device="cpu", **OPTIONS)
+    assert checkpoint.load(tmp_path / "checkpoint.pt", "checkpoint")["position"]["step"] == 4
+    fit(SignalledTask(), tmp_path, resume=True, progress=False, device="cpu", **OPTIONS)
+    assert_same_run(tmp_path, uninterrupted)
