@@ -91,3 +91,20 @@ def test_init_warm_starts_from_weights_and_refuses_a_mismatch(run_dir, tmp_path)
     assert torch.allclose(before["g2.weight"], after["g2.weight"], atol=1e-6)
     wider = [*TINY, "--d-model", "8", "--init", str(run_dir)]
     assert main(["jigsaw", "train", "--run-dir", str(tmp_path / "bad"), *wider]) == 2
+
+
+def test_demo_says_plainly_when_mnist_is_missing_and_runs_on_the_embedded_digits(
+    tmp_path, monkeypatch, capsys
+):
+    from gumbel_sinkhorn.data import mnist
+
+    monkeypatch.delenv("GUMBEL_SINKHORN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "MIRRORS", {"mnist": (), "fashion-mnist": ()})
+    run = tmp_path / "demo"
+    assert main(["jigsaw", "demo", "--run-dir", str(run), "--epochs", "1", "--train-size", "300",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "MNIST is not available here" in out and "embedded" in out
+    assert all(key in out for key in METRICS)
+    assert (run / "puzzles.png").exists() and (run / "curves.png").exists()

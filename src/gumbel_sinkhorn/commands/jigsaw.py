@@ -187,7 +187,7 @@ def demo_task(args) -> JigsawTask:
               "holding mnist/, or connect to the internet).\n"
               "Running the demo on the 1,797 8x8 handwritten digits embedded in the package "
               "instead (upscaled to 16x16, 2x2 puzzles): no download needed.\n")
-        return JigsawTask(dataset="digits", grid=2, image_size=16)
+        return JigsawTask(dataset="digits", grid=2, image_size=16, train_size=args.train_size)
     return JigsawTask(dataset="mnist", grid=3, data_root=args.data_root,
                       train_size=args.train_size, model=dict(DEFAULT_MODEL))
 
