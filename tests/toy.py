@@ -7,10 +7,13 @@ Under torchrun each rank finally writes RUN_DIR/rankR-of-W: the number of items 
 
 With ``TOY_PAUSE=EPOCH,STEP,FOLDER`` in the environment, the step STEP (0-based) of epoch EPOCH
 creates FOLDER/paused and then waits until FOLDER/go exists: a test kills or interrupts the process
-there, mid-epoch, at a known step.
+there, mid-epoch, at a known step. With ``TOY_PAUSE_SAVE=K,FOLDER`` the K-th write of checkpoint.pt
+writes half of its bytes, then pauses the same way.
 """
 
 import argparse
+import io
+import itertools
 import os
 import sys
 import time
@@ -66,9 +69,33 @@ def _pause_here(epoch, step):
     if not pause:
         return
     at_epoch, at_step, folder = pause.split(",", 2)
-    if (epoch, step) != (int(at_epoch), int(at_step)):
-        return
-    folder = Path(folder)
+    if (epoch, step) == (int(at_epoch), int(at_step)):
+        _wait(Path(folder))
+
+
+def _pause_in_a_checkpoint_write(spec):
+    from gumbel_sinkhorn import checkpoint
+
+    at, folder = spec.split(",", 1)
+    real, calls = checkpoint.atomic_write, itertools.count(1)
+
+    def atomic_write(path, write):
+        if Path(path).name != "checkpoint.pt" or next(calls) != int(at):
+            return real(path, write)
+
+        def half_then_wait(file):
+            whole = io.BytesIO()
+            write(whole)
+            file.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+            file.flush()
+            _wait(Path(folder))
+
+        return real(path, half_then_wait)
+
+    checkpoint.atomic_write = atomic_write
+
+
+def _wait(folder: Path):
     (folder / "paused").touch()
     deadline = time.monotonic() + 60
     while not (folder / "go").exists() and time.monotonic() < deadline:
@@ -86,6 +113,8 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--save-every", type=int)
     args = parser.parse_args(argv)
+    if os.environ.get("TOY_PAUSE_SAVE"):
+        _pause_in_a_checkpoint_write(os.environ["TOY_PAUSE_SAVE"])
     task = LineTask()
     try:
         fit(

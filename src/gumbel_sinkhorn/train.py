@@ -177,7 +177,9 @@ def fit(
 
     Under ``torchrun --nproc-per-node K`` it trains with DistributedDataParallel: each rank trains
     on its slice of every global batch, the loss and items/s are summed over ranks, and only rank 0
-    writes files and shows the progress bar. Every rank returns the same history.
+    writes files and shows the progress bar. Every rank returns the same history. On GPUs the
+    model's BatchNorm layers become SyncBatchNorm (statistics of the global batch); PyTorch has no
+    CPU SyncBatchNorm, so on CPUs they normalise each rank's slice.
     """
     epochs = _checks.count(epochs, "epochs")
     lr = _checks.positive(lr, "lr")
@@ -203,6 +205,9 @@ class _Loop:
     def start(self, lr, epochs, lr_schedule, resume):
         torch.manual_seed(self.seed)
         self.model = self.task.build_model().to(self.here.device)
+        if self.here.distributed and self.here.device.type == "cuda":
+            # batch statistics over the global batch, as in one process (GPU only in PyTorch)
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_factor(lr_schedule, epochs)
