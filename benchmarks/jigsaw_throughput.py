@@ -35,7 +35,9 @@ class LoopSinkhornConvNet(nn.Module):
     def __init__(self, n_pieces: int, piece_size: int, hidden: int = 32, kernel: int = 5):
         super().__init__()
         self.g1 = nn.Sequential(
-            nn.Conv2d(1, hidden, kernel, padding=kernel // 2), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(1, hidden, kernel, padding=kernel // 2),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
             nn.BatchNorm2d(hidden),
         )
         self.g2 = nn.Linear((piece_size // 2) ** 2 * hidden, n_pieces, bias=False)
@@ -118,8 +120,10 @@ def main() -> None:
     torch.set_num_threads(1)
     n_images = args.steps * args.batch
     print(f"training throughput, images/s, batch {args.batch}, {args.steps} steps, 1 thread")
-    print(f"{'grid':>5} {'params':>8} {'tutorial':>10} {'ours':>10} {'speed-up':>9}"
-          f" {'ours+context':>13}")
+    print(
+        f"{'grid':>5} {'params':>8} {'tutorial':>10} {'ours':>10} {'speed-up':>9}"
+        f" {'ours+context':>13}"
+    )
     for grid in args.grids:
         config = dict(grid=grid, images_per_batch=args.batch, train_size=n_images, test_size=1)
         task = JigsawTask(model=dict(TUTORIAL_MODEL), **config)
@@ -132,8 +136,11 @@ def main() -> None:
         t_ours = best_of(ours, args.repeat)
         t_context = best_of(context, args.repeat)
         rates = (n_images / t_theirs, n_images / t_ours, t_theirs / t_ours, n_images / t_context)
-        print(f"{grid}x{grid:<3} {n_ours:>8,} {rates[0]:>10.0f} {rates[1]:>10.0f} {rates[2]:>8.1f}x"
-              f" {rates[3]:>13.0f}", flush=True)
+        print(
+            f"{grid}x{grid:<3} {n_ours:>8,} {rates[0]:>10.0f} {rates[1]:>10.0f} {rates[2]:>8.1f}x"
+            f" {rates[3]:>13.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -150,16 +150,22 @@ def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> 
 
 
 def _scaling_chunk(problem: Problem, base: _Base, g: torch.Tensor, steps: int, record: bool):
+    """``steps`` iterations on row vectors (B, 1, .): one ``bmm`` and one reciprocal a step."""
     K = base.kernel(problem.x)
-    v = torch.exp(g - base.g)
+    K_t, a, b = K.mT, _row(problem.a), _row(problem.b)
+    v = torch.exp(g - base.g).unsqueeze(-2)
     chunk = _Chunk(base, v)
     for _ in range(steps):
-        u = torch.reciprocal(_mv(K, _times(v, problem.b)))
-        v = torch.reciprocal(_vm(_times(u, problem.a), K))
+        u = torch.bmm(_times(v, b), K_t).reciprocal_()
+        v = torch.bmm(_times(u, a), K).reciprocal_()
         if record:
             chunk.rows.append(u)
             chunk.cols.append(v)
-    return chunk, u, v
+    return chunk, u.squeeze(-2), v.squeeze(-2)
+
+
+def _row(mass: torch.Tensor | None) -> torch.Tensor | None:
+    return None if mass is None else mass.unsqueeze(-2)
 
 
 def _log_chunk(problem: Problem, g: torch.Tensor, steps: int, record: bool):
@@ -212,12 +218,13 @@ def reverse(solution: Solution, grad_log_plan: torch.Tensor) -> torch.Tensor:
 
 
 class _LowRank:
-    """Accumulates ``-K * sum_k l_k r_k^T`` for one base, added to ``dx`` in one matrix product."""
+    """Accumulates ``-K * sum_k l_k^T r_k`` for one base, added to ``dx`` in one matrix product."""
 
     def __init__(self, x: torch.Tensor):
         self.x, self.base, self.left, self.right = x, None, [], []
 
     def add(self, base: _Base, dx: torch.Tensor, left: torch.Tensor, right: torch.Tensor):
+        """``left`` (B, 1, R) and ``right`` (B, 1, M): one rank-one term."""
         if base is not self.base:
             self.flush(dx)
             self.base = base
@@ -226,26 +233,31 @@ class _LowRank:
 
     def flush(self, dx: torch.Tensor) -> None:
         if self.left:
-            outer = torch.matmul(torch.stack(self.left, -2).mT, torch.stack(self.right, -2))
+            outer = torch.bmm(torch.cat(self.left, -2).mT, torch.cat(self.right, -2))
             dx.addcmul_(self.base.kernel(self.x), outer, value=-1.0)
             self.base.K = None
         self.base, self.left, self.right = None, [], []
 
 
 def _scaling_chunk_reverse(problem, chunk, pending, df, dg, dx):
+    """The reverse of a scaling chunk on row vectors (B, 1, .); returns ``dL/dg`` before it."""
     K = chunk.base.kernel(problem.x)
+    K_t, a, b = K.mT, _row(problem.a), _row(problem.b)
+    df = df.unsqueeze(-2) if isinstance(df, torch.Tensor) else None
+    dg = dg.unsqueeze(-2)
     before = [chunk.start, *chunk.cols[:-1]]
     for u, v, v_before in zip(
-        reversed(chunk.rows), reversed(chunk.cols), reversed(before), strict=False
+        reversed(chunk.rows), reversed(chunk.cols), reversed(before), strict=True
     ):
-        au, w = _times(u, problem.a), v * dg  # column step: g = -LSE_rows(x + log a + f)
+        au, w = _times(u, a), v * dg  # column step: g = -LSE_rows(x + log a + f)
         pending.add(chunk.base, dx, au, w)
-        df = df - au * _mv(K, w)
-        z, bv = u * df, _times(v_before, problem.b)  # row step: f = -LSE_cols(x + log b + g)
+        step = torch.bmm(w, K_t)
+        df = step.mul_(au).neg_() if df is None else torch.addcmul(df, au, step, value=-1.0)
+        z, bv = u * df, _times(v_before, b)  # row step: f = -LSE_cols(x + log b + g)
         pending.add(chunk.base, dx, z, bv)
-        dg = -bv * _vm(z, K)
-        df = 0.0
-    return dg
+        dg = torch.bmm(z, K).mul_(bv).neg_()
+        df = None
+    return dg.squeeze(-2)
 
 
 def _log_chunk_reverse(problem, chunk, dx, df, dg):

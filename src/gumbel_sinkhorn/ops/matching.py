@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,8 +15,8 @@ try:  # lapx's batched Jonker-Volgenant solver: native, multi-threaded, no per-i
 except ImportError:  # lapx missing, or the older `lap` package installed under the same name
     lapjvh_batch = None
 
-# Below this many problems a thread pool costs more than it saves (SciPy fallback).
-_MIN_PARALLEL_BATCH = 16
+# Below this much work (batch x N x M) a thread pool costs more than it saves (SciPy fallback).
+_MIN_PARALLEL_WORK = 2**16
 
 
 def matching(log_alpha: torch.Tensor) -> torch.Tensor:
@@ -55,9 +54,10 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
 
 
 def _scipy(costs: np.ndarray) -> np.ndarray:
-    """SciPy's solver over a batch (B, N, M), on threads (it releases the GIL)."""
-    workers = min(len(costs) // _MIN_PARALLEL_BATCH, os.cpu_count() or 1)
-    if workers > 1:
+    """SciPy's solver over a batch (B, N, M), on ``torch.get_num_threads()`` threads (it releases
+    the GIL)."""
+    workers = min(torch.get_num_threads(), len(costs))
+    if workers > 1 and costs.size >= _MIN_PARALLEL_WORK:
         with ThreadPoolExecutor(workers) as pool:
             chunk = max(1, len(costs) // (4 * workers))
             return np.stack(list(pool.map(_solve_one, costs, chunksize=chunk)))
