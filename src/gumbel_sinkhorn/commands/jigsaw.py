@@ -232,14 +232,17 @@ def demo(args) -> int:
 # -- shared -------------------------------------------------------------------------------------
 
 
+def _number(value: float) -> str:
+    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
+
+
 def _print_table(columns: dict[str, dict]) -> None:
     names = list(columns)
     width = max(14, *(len(n) for n in names))
     print(f"{'metric':<15}" + "".join(f"{n:>{width + 2}}" for n in names))
     for key in METRICS:
         cells = "".join(
-            f"{columns[n][key]:>{width + 2}.4f}" if key in columns[n] else f"{'-':>{width + 2}}"
-            for n in names
+            f"{_number(columns[n][key]) if key in columns[n] else '-':>{width + 2}}" for n in names
         )
         print(f"{key:<15}{cells}")
 
