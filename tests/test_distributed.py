@@ -54,3 +54,9 @@ def test_two_processes_train_like_one(tmp_path):
         assert row1["loss"] == pytest.approx(row2["loss"], rel=1e-5)
         assert row1["mse"] == pytest.approx(row2["mse"], rel=1e-4)
         assert row2["items_per_s"] > 0
+
+
+@pytest.mark.parametrize("device", ["gpu", "meta", "cuda:99"])
+def test_devices_that_cannot_train_are_clear_errors(device, tmp_path):
+    with pytest.raises(ValueError, match="device"):
+        fit(LineTask(), tmp_path, epochs=1, lr=0.1, progress=False, device=device)

@@ -80,9 +80,7 @@ def cluster(device: str | torch.device | None = None):
     """
     world_size = launched_world_size()
     local_rank = _env_int("LOCAL_RANK", 0)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = _device(device)
     if device.type == "cuda" and device.index is None and world_size > 1:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
@@ -100,6 +98,25 @@ def cluster(device: str | torch.device | None = None):
     finally:
         if created:
             dist.destroy_process_group()
+
+
+def _device(device) -> torch.device:
+    """``device`` as a torch.device (default: CUDA if available), checked to exist here."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}"
+        ) from None
+    if device.type == "meta":
+        raise ValueError("training needs real values: the meta device only has shapes")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for, but CUDA is not available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device} does not exist: {torch.cuda.device_count()} GPU(s)")
+    return device
 
 
 def all_sum(values: list[float], here: Cluster) -> list[float]:
