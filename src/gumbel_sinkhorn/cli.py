@@ -11,7 +11,11 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("gumbel_sinkhorn.commands.demo", "gumbel_sinkhorn.commands.jigsaw")
+COMMAND_MODULES = (
+    "gumbel_sinkhorn.commands.demo",
+    "gumbel_sinkhorn.commands.jigsaw",
+    "gumbel_sinkhorn.commands.sorting",
+)
 
 
 class UsageError(Exception):
