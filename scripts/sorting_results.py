@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     for n in args.n:
         name = f"sort-{n}" if args.model == "anchors" else f"sort-{args.model}-{n}"
         folder = pretrained.WEIGHTS_DIR if args.model == "anchors" else args.runs
-        weights = folder / f"{name}.pt"
+        weights = Path(os.path.relpath(folder / f"{name}.pt"))
         train = ["sorting", "train", "--n", n, *MODELS[args.model], *RECIPE,
                  "--run-dir", args.runs / name, "--weights", weights]
         if not weights.exists():
