@@ -1,4 +1,5 @@
-"""Figures (PNG, matplotlib): solved puzzles beside the scrambled and original images; curves.
+"""Figures (PNG, matplotlib): solved puzzles beside the scrambled and original images; curves;
+the soft and hard permutations that sort a list.
 
 >>> import tempfile, torch
 >>> from gumbel_sinkhorn.data import make_puzzles
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .data import assemble_pieces, unscramble
+from .ops import matching, permutation_matrix, sinkhorn
 
 
 def _pyplot():
@@ -122,6 +124,48 @@ def training_curves(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def sorting_matrices(
+    log_alpha: torch.Tensor,
+    x: torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    tau: float = 1.0,
+    n_iter: int = 100,
+    title: str | None = None,
+) -> Path:
+    """One list ``x`` (``(n,)``) and its scores ``(n, n)``: S(log_alpha / tau), M(log_alpha), Pᵀx.
+
+    Rows are the numbers in the order given, columns the positions in the sorted list; the third
+    panel puts the numbers where each matrix sends them, against the true sorted list.
+    """
+    plt = _pyplot()
+    log_alpha, x = log_alpha.detach().cpu(), x.detach().cpu().double()
+    soft = sinkhorn(log_alpha, n_iter, tau=tau).double()
+    hard = permutation_matrix(matching(log_alpha), dtype=torch.float64)
+    n = len(x)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.15]})
+    for ax, matrix, name in (
+        (axes[0], soft, f"soft: S(log_alpha / {tau:g})"), (axes[1], hard, "hard: M(log_alpha)")
+    ):
+        ax.imshow(matrix.numpy(), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.set_xlabel("position in the sorted list")
+        ax.set_xticks(range(0, n, max(1, n // 7)))
+        if n <= 20:
+            ax.set_yticks(range(n), [f"{v:.7g}" for v in x.tolist()], fontsize=7)
+    axes[0].set_ylabel("number (in the order given)")
+    positions = range(n)
+    axes[2].plot(positions, x.sort().values.numpy(), "k-", lw=3, alpha=0.25, label="sorted list")
+    axes[2].plot(positions, (soft.T @ x).numpy(), "o", ms=4, label="soft Pᵀx")
+    axes[2].plot(positions, (hard.T @ x).numpy(), "x", ms=5, label="hard Pᵀx")
+    axes[2].set_xlabel("position")
+    axes[2].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96) if title else None)
     return _save(fig, path)
 
 

@@ -36,7 +36,7 @@ def test_train_resume_continues(weights, capsys):
     code, out, _ = run(capsys, "train", "--n", 5, "--epochs", 3, "--steps", 20, "--eval-lists", 50,
                        "--run-dir", weights / "run", "--resume", "--quiet")
     assert code == 0 and "trained 3 epochs" in out
-    assert len((weights / "run" / "metrics.jsonl").read_text().split()) == 3
+    assert len((weights / "run" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 def test_train_refuses_to_overwrite_a_run(weights, capsys):
@@ -44,11 +44,9 @@ def test_train_refuses_to_overwrite_a_run(weights, capsys):
     assert code == 2 and "already holds a run" in err
 
 
-@pytest.mark.parametrize("name", pretrained.available())
+@pytest.mark.parametrize("name", [f"sort-{n}" for n in (5, 10, 15, 80, 100, 120)])
 def test_evaluate_shipped_weights(name, tmp_path, capsys):
     """Shipped models on a shifted range: the JSON holds the metrics of a direct computation."""
-    if not name.startswith("sort-"):
-        pytest.skip("not a sorting model")
     out_file = tmp_path / "m.json"
     code, out, _ = run(capsys, "evaluate", "--pretrained", name, "--n-lists", 100, "--low", 0,
                        "--high", 10, "--seed", 5, "--output", out_file)

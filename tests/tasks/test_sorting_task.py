@@ -14,9 +14,9 @@ SHIFTED = [Distribution(low=0, high=10), Distribution(low=1000, high=1001),
 @pytest.fixture(scope="module", params=[5, 10])
 def trained(request, tmp_path_factory):
     """A model trained on U(0, 1) for a few seconds, never shown a permutation."""
-    task = SortingTask(n=request.param, steps_per_epoch=50, eval_lists=500)
+    task = SortingTask(n=request.param, steps_per_epoch=40, eval_lists=500)
     run = tmp_path_factory.mktemp(f"sort-{request.param}")
-    history = fit(task, run, epochs=3, lr=0.1, lr_schedule="cosine", progress=False, device="cpu")
+    history = fit(task, run, epochs=2, lr=0.1, lr_schedule="cosine", progress=False, device="cpu")
     from gumbel_sinkhorn.pretrained import load_model
 
     return task, load_model(run)[1], history

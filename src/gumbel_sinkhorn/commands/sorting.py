@@ -17,7 +17,8 @@ import torch
 from .. import checkpoint, pretrained
 from ..cli import UsageError
 from ..data.numbers import KINDS, Distribution, sample_lists
-from ..ops import matching, permutation_matrix, sinkhorn
+from ..distributed import is_main_process
+from ..figures import sorting_matrices
 from ..tasks.sorting import METRICS, MODELS, SortingTask, predict_positions, score
 
 
@@ -33,6 +34,8 @@ def _task_from_args(args) -> SortingTask:
 def train(args) -> int:
     from ..train import fit
 
+    if args.resume and not (Path(args.run_dir) / "checkpoint.pt").exists():
+        raise UsageError(f"--resume: {args.run_dir} has no checkpoint.pt to resume from")
     task = _task_from_args(args)
     start = time.perf_counter()
     history = fit(
@@ -44,7 +47,7 @@ def train(args) -> int:
     final = history[-1]
     print(f"trained {args.epochs} epochs in {sum(r['seconds'] for r in history):.0f} s of training "
           f"({seconds:.0f} s in this call); held-out {task.test}: " + _inline(final))
-    if args.weights:
+    if args.weights and is_main_process():  # under torchrun, rank 0 alone writes the weights
         _, model, _ = pretrained.load_model(args.run_dir)
         metrics = {k: final[k] for k in METRICS if k in final}
         metrics["train_seconds"] = sum(r["seconds"] for r in history)
@@ -65,10 +68,15 @@ def _test_distribution(args) -> Distribution:
     )
 
 
-def evaluate(args) -> int:
-    task, model, _ = pretrained.load_model(args.pretrained)
+def _load(source):
+    task, model, _ = pretrained.load_model(source)
     if task.name != "sorting":
-        raise UsageError(f"{args.pretrained} holds a {task.name} model, not a sorting model")
+        raise UsageError(f"{source} holds a {task.name} model, not a sorting model")
+    return task, model
+
+
+def evaluate(args) -> int:
+    task, model = _load(args.pretrained)
     task = dataclasses.replace(
         task, test=_test_distribution(args), eval_lists=args.n_lists, eval_seed=args.seed
     )
@@ -90,54 +98,16 @@ def evaluate(args) -> int:
     return 0
 
 
-def draw(model, x: torch.Tensor, path, *, tau: float = 1.0, n_iter: int = 100, title: str = ""):
-    """PNG: one list (``x``, shape ``(n,)``), its soft permutation S(log_alpha / tau), the hard one.
-
-    Rows are the numbers in the order given, columns the positions in the sorted list; the third
-    panel puts the numbers where each matrix sends them (Pᵀx) against the true sorted list.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with torch.no_grad():
-        log_alpha = model(x.unsqueeze(0))[0]
-    soft = sinkhorn(log_alpha, n_iter, tau=tau)
-    hard = permutation_matrix(matching(log_alpha), dtype=soft.dtype)
-    n = len(x)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.15]})
-    labels = [f"{v:.3g}" for v in x.tolist()]
-    for ax, matrix, name in ((axes[0], soft, f"soft: S(log_alpha / {tau:g})"),
-                             (axes[1], hard, "hard: M(log_alpha)")):
-        ax.imshow(matrix.numpy(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(name)
-        ax.set_xlabel("position in the sorted list")
-        ax.set_yticks(range(n), labels if n <= 20 else None, fontsize=7)
-        if n > 20:
-            ax.set_yticks([])
-    axes[0].set_ylabel("number (in the order given)")
-    positions = range(1, n + 1)
-    axes[2].plot(positions, x.sort().values.numpy(), "k-", lw=3, alpha=0.25, label="sorted list")
-    axes[2].plot(positions, (soft.T @ x.double()).numpy(), "o", ms=4, label="soft Pᵀx")
-    axes[2].plot(positions, (hard.T @ x.double()).numpy(), "x", ms=5, label="hard Pᵀx")
-    axes[2].set_xlabel("position")
-    axes[2].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
 def figure(args) -> int:
-    task, model, _ = pretrained.load_model(args.pretrained)
-    if task.name != "sorting":
-        raise UsageError(f"{args.pretrained} holds a {task.name} model, not a sorting model")
+    task, model = _load(args.pretrained)
     lists = sample_lists(1, task.n, _test_distribution(args),
                          generator=torch.Generator().manual_seed(args.seed))
-    path = draw(model, lists.random[0], args.output, tau=args.tau, n_iter=args.n_iter,
-                title=f"{args.pretrained}: one list from {_test_distribution(args)}")
+    with torch.no_grad():
+        log_alpha = model(lists.random)[0]
+    path = sorting_matrices(log_alpha, lists.random[0], args.output, tau=args.tau,
+                            n_iter=args.n_iter,
+                            title=f"{args.pretrained} (trained on {task.train}): "
+                                  f"one list from {_test_distribution(args)}")
     positions = predict_positions(model, lists.random)
     print(f"figure written to {path}; " + _inline(score(positions, lists)))
     return 0
