@@ -4,7 +4,7 @@
     python scripts/sorting_results.py --model mlp-raw --n 10 100    # the authors' network
 
 Every model is trained on U(0, 1) with the same recipe (only --n differs) and evaluated on 1,000
-held-out lists from U(0, 1), U(0, 10), U(1000, 1001) and U(-5, 5), through the
+held-out lists from U(0, 1), U(0, 10), U(1000, 1001), U(-5, 5) and N(0, 1), through the
 ``gumbel-sinkhorn sorting`` command in this process; the output lists the exact commands.
 ``anchors`` weights go to src/gumbel_sinkhorn/weights/sort-N.pt (shipped), the others to --runs.
 A model whose weights file exists already is evaluated, not trained again.
@@ -21,7 +21,13 @@ from pathlib import Path
 
 from gumbel_sinkhorn import cli, pretrained
 
-RANGES = [(0, 1), (0, 10), (1000, 1001), (-5, 5)]
+TESTS = {  # test lists: label -> options of `sorting evaluate`
+    "U(0, 1)": ["--low", 0, "--high", 1],
+    "U(0, 10)": ["--low", 0, "--high", 10],
+    "U(1000, 1001)": ["--low", 1000, "--high", 1001],
+    "U(-5, 5)": ["--low", -5, "--high", 5],
+    "N(0, 1)": ["--distribution", "normal", "--mean", 0, "--std", 1],
+}
 MODELS = {
     "anchors": [],
     "mlp": ["--model", "mlp"],
@@ -60,13 +66,13 @@ def main(argv=None) -> int:
         commands.append(f"- N = {n}: `gumbel-sinkhorn {shlex.join(map(str, train))}`")
         seconds = pretrained.load_model(weights)[2]["train_seconds"]
         source = name if args.model == "anchors" else weights
-        for low, high in RANGES:
-            out = args.runs / f"{name}-U({low},{high}).json"
+        for label, options in TESTS.items():
+            out = args.runs / f"{name}-{label.replace(' ', '')}.json"
             commands.append("  `" + gumbel_sinkhorn(
                 "sorting", "evaluate", "--pretrained", source, "--n-lists", args.n_lists,
-                "--low", low, "--high", high, "--output", out) + "`")
+                *options, "--output", out) + "`")
             m = json.loads(out.read_text())
-            table.append(f"| {n} | U({low}, {high}) | {m['prop_wrong']:.4f} | "
+            table.append(f"| {n} | {label} | {m['prop_wrong']:.4f} | "
                          f"{m['prop_any_wrong']:.3f} | {m['kendall_tau']:.4f} | {seconds:.0f} s |")
 
     print(f"\nModel: {args.model}\n")
