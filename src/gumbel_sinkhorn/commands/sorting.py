@@ -127,8 +127,12 @@ def _add_test_distribution(parser, what: str) -> None:
 
 def _add_model_source(parser) -> None:
     parser.add_argument("--pretrained", required=True, metavar="NAME_OR_PATH",
-                        help="a shipped model (" + (", ".join(pretrained.available()) or "none")
-                        + "), a weights file, a checkpoint or a run folder")
+                        help="a shipped model (" + ", ".join(_shipped()) + "), a weights file, "
+                        "a checkpoint or a run folder")
+
+
+def _shipped() -> list[str]:
+    return [name for name in pretrained.available() if name.startswith("sort-")] or ["none"]
 
 
 def register(commands) -> None:
