@@ -98,3 +98,16 @@ def test_weights_round_trip_through_load_model(tmp_path, line_task):
     assert torch.equal(model2.weight, model.weight)
     with pytest.raises(ValueError, match="neither a file"):
         pretrained.load_model("no-such-model")
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = checkpoint.save(tmp_path / "c.pt", "checkpoint", {"epoch": 1})
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644

@@ -15,6 +15,13 @@ import torch
 VERSION = 1
 
 
+def _new_file_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` would give a new file (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
@@ -32,6 +39,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, _new_file_mode())  # mkstemp makes 0600; give what open() would give
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()
