@@ -25,6 +25,14 @@ def scores(
 ) -> torch.Tensor:
     """A float tensor of shape ``(..., N, N)`` (or ``(..., N, M)``) without NaN (nor +inf if
     ``posinf`` is False); one pass over the data when every entry is finite."""
+    finite_scores(log_alpha, name, square=square, posinf=posinf)
+    return log_alpha
+
+
+def finite_scores(
+    log_alpha, name: str = "log_alpha", *, square: bool = True, posinf: bool = True
+) -> bool:
+    """The checks of ``scores``; returns whether every entry is finite (False on meta)."""
     tensor(log_alpha, name, min_dim=2, floating=True)
     n, m = log_alpha.shape[-2:]
     if square and n != m:
@@ -34,13 +42,15 @@ def scores(
         )
     if n == 0 or m == 0:
         raise ValueError(f"{name} must have N >= 1, got shape {tuple(log_alpha.shape)}")
-    if log_alpha.device.type == "meta" or bool(torch.isfinite(log_alpha).all()):
-        return log_alpha
+    if log_alpha.device.type == "meta":
+        return False
+    if bool(torch.isfinite(log_alpha).all()):
+        return True
     if torch.isnan(log_alpha).any():
         raise ValueError(f"{name} contains NaN")
     if not posinf and torch.isposinf(log_alpha).any():
         raise ValueError(f"{name} contains +inf; use finite scores, or -inf to forbid an entry")
-    return log_alpha
+    return False
 
 
 def not_tall(log_alpha: torch.Tensor, what: str) -> None:

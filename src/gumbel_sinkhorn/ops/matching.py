@@ -35,15 +35,18 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
     threads; batches with ``-inf`` entries (or without lapx) go to SciPy's
     ``linear_sum_assignment``, on threads. Both are exact: the total is the optimum.
     """
-    _checks.scores(log_alpha, square=False, posinf=False)
+    finite = _checks.finite_scores(log_alpha, square=False, posinf=False)
     if log_alpha.is_meta:
         raise ValueError("matching needs the values of log_alpha: it cannot run on the meta device")
     _checks.not_tall(log_alpha, "matching")
     n, m = log_alpha.shape[-2:]
-    costs = torch.neg(log_alpha.detach().to("cpu", torch.float64)).reshape(-1, n, m).numpy()
+    host = log_alpha.detach().cpu()  # the one copy to the host (none for CPU tensors)
+    if host.dtype not in (torch.float32, torch.float64):
+        host = host.float()  # float16 / bfloat16: NumPy cannot take them as they are
+    costs = np.negative(host.reshape(-1, n, m).numpy(), dtype=np.float64)
     if len(costs) == 0:
         cols = np.zeros((0, n), dtype=np.int64)
-    elif lapjvh_batch is not None and bool(np.isfinite(costs).all()):
+    elif lapjvh_batch is not None and finite:
         threads = min(torch.get_num_threads(), len(costs))
         _, cols = lapjvh_batch(costs, extend_cost=n != m, return_cost=False, n_threads=threads)
         cols = np.stack(cols)
