@@ -8,21 +8,11 @@ per image), rewritten here as the reference; ours cuts and scrambles the whole b
 
 from __future__ import annotations
 
-import time
-
 import torch
 
+from _measure import interleaved_best
 from gumbel_sinkhorn.data import fit_to_grid, load_mnist, make_puzzles
 from gumbel_sinkhorn.data import mnist as mnist_module
-
-
-def best_of(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def loop_puzzles(images: torch.Tensor, grid: int, generator: torch.Generator):
@@ -44,8 +34,10 @@ def loop_puzzles(images: torch.Tensor, grid: int, generator: torch.Generator):
 def main() -> None:
     torch.set_num_threads(1)
     mnist_module._decoded.clear()
-    cold = best_of(lambda: (mnist_module._decoded.clear(), load_mnist("train", download=False)), 3)
-    warm = best_of(lambda: load_mnist("train", download=False))
+    cold = interleaved_best(
+        {"cold": lambda: (mnist_module._decoded.clear(), load_mnist("train", download=False))}, 3
+    )["cold"]
+    warm = interleaved_best({"warm": lambda: load_mnist("train", download=False)}, 5)["warm"]
     print(f"MNIST train (60,000 images) decode + md5: {cold:.3f} s; again in-process: {warm:.3f} s")
     images, _ = load_mnist("test", download=False)
     batch = images[:64].unsqueeze(1).float()
@@ -54,8 +46,14 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     for grid in (2, 3, 4, 5, 6):
         x = fit_to_grid(batch, grid, mode="pad")
-        ref = best_of(lambda x=x, grid=grid: loop_puzzles(x, grid, gen), 20)
-        ours = best_of(lambda x=x, grid=grid: make_puzzles(x, grid, generator=gen), 20)
+        best = interleaved_best(
+            {
+                "loop": lambda x=x, grid=grid: loop_puzzles(x, grid, gen),
+                "ours": lambda x=x, grid=grid: make_puzzles(x, grid, generator=gen),
+            },
+            20,
+        )
+        ref, ours = best["loop"], best["ours"]
         print(f"{grid:>5} {ref * 1e3:>12.2f} ms {ours * 1e3:>10.2f} ms {ref / ours:>8.1f}x")
 
 

@@ -17,13 +17,13 @@ run in this process on the same images, one thread, alternating, best of ``--rep
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
+from _measure import interleaved_best
 from bench_data import loop_puzzles
 from gumbel_sinkhorn.data import fit_to_grid
 from gumbel_sinkhorn.tasks.jigsaw import TUTORIAL_MODEL, JigsawTask
@@ -101,15 +101,6 @@ def our_steps(task, steps):
     return run, sum(p.numel() for p in model.parameters())
 
 
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[2, 3, 4, 6])
@@ -132,9 +123,8 @@ def main() -> None:
         ours, n_ours = our_steps(task, args.steps)
         context, _ = our_steps(JigsawTask(**config), args.steps)
         assert n_theirs == n_ours, (n_theirs, n_ours)
-        t_theirs = best_of(theirs, args.repeat)
-        t_ours = best_of(ours, args.repeat)
-        t_context = best_of(context, args.repeat)
+        best = interleaved_best({"theirs": theirs, "ours": ours, "context": context}, args.repeat)
+        t_theirs, t_ours, t_context = best["theirs"], best["ours"], best["context"]
         rates = (n_images / t_theirs, n_images / t_ours, t_theirs / t_ours, n_images / t_context)
         print(
             f"{grid}x{grid:<3} {n_ours:>8,} {rates[0]:>10.0f} {rates[1]:>10.0f} {rates[2]:>8.1f}x"
