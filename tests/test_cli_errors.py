@@ -7,6 +7,8 @@ from gumbel_sinkhorn.data import mnist as mnist_module
 from gumbel_sinkhorn.tasks.jigsaw import JigsawTask
 
 TRAIN = ["jigsaw", "train", "--dataset", "digits", "--quiet", "--run-dir", "{tmp}/run"]
+SORT = ["sorting", "train", "--quiet", "--run-dir", "{tmp}/run"]
+FIGURE = ["sorting", "figure", "--pretrained", "sort-5", "--output"]
 
 CASES = {
     "demo: negative size": (["demo", "--n", "-1"], "--n"),
@@ -28,6 +30,19 @@ CASES = {
     "resume without a run": ([*TRAIN, "--resume"], "no checkpoint.pt"),
     "missing image": (["jigsaw", "solve", "{tmp}/none.png", "--run", "{tmp}/w.pt"], "none.png"),
     "non-image file": (["jigsaw", "solve", "{tmp}/note.png", "--run", "{tmp}/w.pt"], "Pillow"),
+    "sorting: lists of one number": ([*SORT, "--n", "1"], "must be >= 2"),
+    "sorting: negative batch": ([*SORT, "--batch", "-4"], "batch must be >= 1"),
+    "sorting: empty range": ([*SORT, "--low", "1", "--high", "0"], "low < high"),
+    "sorting: infinite range": ([*SORT, "--high", "inf"], "finite"),
+    "sorting: no such device": ([*SORT, "--device", "gpu"], "device must be"),
+    "sorting: weights under a file": ([*SORT, "--weights", "{tmp}/note.png/w.pt"], "not writable"),
+    "sorting: a jigsaw model": (["sorting", "evaluate", "--pretrained", "{tmp}/w.pt"], "jigsaw"),
+    "sorting: zero lists": (["sorting", "evaluate", "--pretrained", "sort-5", "--n-lists", "0"],
+                            "must be >= 1"),
+    "sorting: negative std": (["sorting", "evaluate", "--pretrained", "sort-5", "--distribution",
+                               "normal", "--std", "-1"], "std > 0"),
+    "figure under a file": ([*FIGURE, "{tmp}/note.png/f.png"], "not writable"),
+    "figure: unknown format": ([*FIGURE, "{tmp}/f.txt"], "not supported"),
 }
 
 

@@ -32,16 +32,19 @@ def test_shards_refuse_what_they_cannot_split():
         distributed.shard((torch.zeros(4), torch.zeros(2, 4)), 4, 0, 2)
 
 
+def torchrun(*args, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", *args]  # fmt: skip
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
 def test_two_processes_train_like_one(tmp_path):
     """torchrun, 2 CPU processes: each trains on half of every batch; the result is 1 process's."""
     single = fit(LineTask(), tmp_path / "one", epochs=2, lr=0.05, progress=False, device="cpu")
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(TOY), str(tmp_path / "two"), "--epochs", "2"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    torchrun(str(TOY), str(tmp_path / "two"), "--epochs", "2")
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert files == ["checkpoint.pt", "metrics.jsonl", "rank0-of-2", "rank1-of-2"]
     # 2 epochs x 10 batches x 16 items, half on each rank
@@ -60,3 +63,14 @@ def test_two_processes_train_like_one(tmp_path):
 def test_devices_that_cannot_train_are_clear_errors(device, tmp_path):
     with pytest.raises(ValueError, match="device"):
         fit(LineTask(), tmp_path, epochs=1, lr=0.1, progress=False, device=device)
+
+
+def test_the_sorting_command_under_torchrun(tmp_path):
+    """``torchrun -m gumbel_sinkhorn sorting train``: NumberLists batches split; rank 0 writes."""
+    options = ["--numbers", "5", "--epochs", "2", "--steps", "3", "--batch", "6", "--quiet"]
+    paths = ["--run-dir", str(tmp_path / "run"), "--weights", str(tmp_path / "w.pt")]
+    run = torchrun("-m", "gumbel_sinkhorn", "sorting", "train", *options, "--eval-lists", "20",
+                   *paths)  # fmt: skip
+    assert run.stdout.count("weights written to") == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert checkpoint.load(tmp_path / "w.pt", "weights")["task"] == "sorting"

@@ -55,6 +55,27 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+def writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that a file can be written there.
+
+    >>> import tempfile, pathlib
+    >>> writable_folder(pathlib.Path(tempfile.mkdtemp()) / "runs" / "a").is_dir()
+    True
+
+    Raises ``PermissionError`` (``folder ... is not writable: <reason>``) otherwise: run it before
+    hours of work whose results go there.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(f"folder {folder} is not writable: {err.strerror or err}") from err
+    return folder
+
+
 def remove_temporaries(path: str | os.PathLike) -> list[Path]:
     """Delete the temporaries that killed :func:`atomic_write` calls on ``path`` left behind.
 

@@ -12,12 +12,14 @@ True
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from . import checkpoint
 from .data import assemble_pieces, unscramble
 from .ops import matching, permutation_matrix, sinkhorn
 
@@ -173,7 +175,10 @@ def _save(fig, path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    checkpoint.writable_folder(path.parent)
+    image = io.BytesIO()  # drawn in memory, then written atomically: never a half-written figure
+    try:
+        fig.savefig(image, dpi=100, format=path.suffix[1:].lower() or None)
+    finally:
+        plt.close(fig)
+    return checkpoint.atomic_write(path, lambda file: file.write(image.getbuffer()))

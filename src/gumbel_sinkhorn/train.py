@@ -96,16 +96,6 @@ def _lr_factor(schedule: str | None, epochs: int):
     raise ValueError(f"lr_schedule must be None or 'cosine', got {schedule!r}")
 
 
-def _check_writable(run_dir: Path, rank: int) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{rank}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"run folder {run_dir} is not writable: {err.strerror}") from err
-
-
 def _resume_state(path: Path, task: Task, seed: int) -> dict[str, Any]:
     state = checkpoint.load(path, "checkpoint")
     if state["task"] != task.name or state["config"] != task.config():
@@ -214,7 +204,7 @@ class _Loop:
         )
         self.history: list[dict[str, Any]] = []
         self.position: dict[str, Any] | None = None  # where a checkpoint stopped mid-epoch
-        _check_writable(self.run_dir, self.here.rank)  # after build_model: its errors come first
+        checkpoint.writable_folder(self.run_dir)  # after build_model: its errors come first
         if self.here.is_main:  # what a killed run was writing
             for name in ("checkpoint.pt", "metrics.jsonl"):
                 checkpoint.remove_temporaries(self.run_dir / name)

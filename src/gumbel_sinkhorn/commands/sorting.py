@@ -37,6 +37,8 @@ def train(args) -> int:
     if args.resume and not (Path(args.run_dir) / "checkpoint.pt").exists():
         raise UsageError(f"--resume: {args.run_dir} has no checkpoint.pt to resume from")
     task = _task_from_args(args)
+    if args.weights:  # found out now, not after training
+        checkpoint.writable_folder(Path(args.weights).parent)
     start = time.perf_counter()
     history = fit(
         task, args.run_dir, epochs=args.epochs, lr=args.lr, seed=args.seed, resume=args.resume,
@@ -150,7 +152,9 @@ def register(commands) -> None:
         description="Train on fresh lists from U(--low, --high) every step; after each epoch, "
                     "evaluate on held-out lists from the same range and write a checkpoint.",
     )
-    p.add_argument("--n", type=int, default=100, help="numbers per list")
+    p.add_argument("--n", "--numbers", type=int, default=100,
+                   help="numbers per list (under torchrun write --numbers: torchrun's own parser "
+                        "rejects --n as an abbreviation of its options)")
     p.add_argument("--model", choices=MODELS, default="anchors",
                    help="anchors: squared distance of each standardised number to n learned "
                         "anchors (sorts exactly once the anchors increase); mlp: the authors' "
