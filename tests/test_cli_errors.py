@@ -41,6 +41,8 @@ CASES = {
                             "must be >= 1"),
     "sorting: negative std": (["sorting", "evaluate", "--pretrained", "sort-5", "--distribution",
                                "normal", "--std", "-1"], "std > 0"),
+    "demo: run folder under a file": (["jigsaw", "demo", "--run-dir", "{tmp}/note.png/d"],
+                                      "not writable"),
     "figure under a file": ([*FIGURE, "{tmp}/note.png/f.png"], "not writable"),
     "figure: unknown format": ([*FIGURE, "{tmp}/f.txt"], "not supported"),
 }

@@ -195,7 +195,7 @@ def demo_task(args) -> JigsawTask:
 def demo(args) -> int:
     from ..train import fit
 
-    run_dir = Path(args.run_dir)
+    run_dir = checkpoint.writable_folder(args.run_dir)
     for name in ("checkpoint.pt", "metrics.jsonl"):  # a demo always starts afresh
         (run_dir / name).unlink(missing_ok=True)
     task = demo_task(args)
