@@ -10,6 +10,8 @@ True
 
 from .metrics import kendall_tau, l1_error, l2_error, prop_any_wrong, prop_wrong
 from .ops import (
+    SinkhornConvergenceWarning,
+    SinkhornInfo,
     gumbel_matching,
     gumbel_sinkhorn,
     invert_permutation,
@@ -26,6 +28,8 @@ from .ops import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "SinkhornConvergenceWarning",
+    "SinkhornInfo",
     "gumbel_matching",
     "gumbel_sinkhorn",
     "invert_permutation",

@@ -235,3 +235,22 @@ def test_impossible_shapes_are_refused():
         sinkhorn(torch.full((2, 2), float("-inf")))
     with pytest.raises(ValueError, match=r"\+inf"):
         sinkhorn(torch.tensor([[0.0, float("inf")], [0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
+def test_implicit_log_gradient_stays_bounded_near_a_permutation(dtype):
+    # scores 30 / tau 0.3: P is close to a permutation, the linear system nearly singular
+    x, w = randn(2, 7, 7, seed=21, scale=30.0, dtype=dtype), randn(2, 7, 7, seed=22)
+    out, implicit = grad_of(lambda t: log_sinkhorn(t, 300, tau=0.3, backward="implicit"), x, w)
+    _, unrolled = grad_of(lambda t: log_sinkhorn(t, 300, tau=0.3), x, w)
+    assert implicit.isfinite().all()
+    assert implicit.abs().max() <= 3 * unrolled.abs().max()
+
+
+def test_backward_leaves_the_output_alone():
+    x = randn(2, 5, 5, seed=23).requires_grad_()
+    for backward in ("unrolled", "implicit"):
+        P = sinkhorn(x, 50, backward=backward)
+        kept = P.detach().clone()
+        P.pow(2).sum().backward()
+        assert torch.equal(P.detach(), kept)

@@ -9,9 +9,11 @@ from .permutation import (
     permute,
     random_permutation,
 )
-from .sinkhorn import log_sinkhorn, sinkhorn
+from .sinkhorn import SinkhornConvergenceWarning, SinkhornInfo, log_sinkhorn, sinkhorn
 
 __all__ = [
+    "SinkhornConvergenceWarning",
+    "SinkhornInfo",
     "gumbel_matching",
     "gumbel_sinkhorn",
     "invert_permutation",
