@@ -150,7 +150,8 @@ def sorting_matrices(
     n = len(x)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.15]})
     for ax, matrix, name in (
-        (axes[0], soft, f"soft: S(log_alpha / {tau:g})"), (axes[1], hard, "hard: M(log_alpha)")
+        (axes[0], soft, f"soft: S(log_alpha / {tau:g})"),
+        (axes[1], hard, "hard: M(log_alpha)"),
     ):
         ax.imshow(matrix.numpy(), cmap="viridis", vmin=0, vmax=1)
         ax.set_title(name)

@@ -312,7 +312,10 @@ class _Loop:
         start = time.perf_counter() - done["seconds"]
         total, batches = self._batches(epoch, steps)
         bar = tqdm(
-            desc=f"epoch {epoch + 1}", total=total, initial=steps, disable=not self.progress,
+            desc=f"epoch {epoch + 1}",
+            total=total,
+            initial=steps,
+            disable=not self.progress,
             leave=False,
         )
         self.model.train()

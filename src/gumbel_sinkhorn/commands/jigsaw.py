@@ -60,7 +60,9 @@ def train(args) -> int:
         images_per_batch=args.batch_size,
         train_size=args.train_size,
         test_size=args.test_size,
-        model=model_options(args), init_weights=args.init, loss_exponent=args.loss_exponent,
+        model=model_options(args),
+        init_weights=args.init,
+        loss_exponent=args.loss_exponent,
     )
     history = fit(
         task,
@@ -183,13 +185,20 @@ def demo_task(args) -> JigsawTask:
         load_mnist("test", root=args.data_root)
     except (OSError, ValueError) as err:  # DatasetNotFoundError, CorruptFileError
         reason = "corrupt file" if isinstance(err, ValueError) else "no local copy and no download"
-        print(f"MNIST is not available here ({reason}: set {ENV_VAR} or --data-root to a folder "
-              "holding mnist/, or connect to the internet).\n"
-              "Running the demo on the 1,797 8x8 handwritten digits embedded in the package "
-              "instead (upscaled to 16x16, 2x2 puzzles): no download needed.\n")
+        print(
+            f"MNIST is not available here ({reason}: set {ENV_VAR} or --data-root to a folder "
+            "holding mnist/, or connect to the internet).\n"
+            "Running the demo on the 1,797 8x8 handwritten digits embedded in the package "
+            "instead (upscaled to 16x16, 2x2 puzzles): no download needed.\n"
+        )
         return JigsawTask(dataset="digits", grid=2, image_size=16, train_size=args.train_size)
-    return JigsawTask(dataset="mnist", grid=3, data_root=args.data_root,
-                      train_size=args.train_size, model=dict(DEFAULT_MODEL))
+    return JigsawTask(
+        dataset="mnist",
+        grid=3,
+        data_root=args.data_root,
+        train_size=args.train_size,
+        model=dict(DEFAULT_MODEL),
+    )
 
 
 def demo(args) -> int:
@@ -202,12 +211,21 @@ def demo(args) -> int:
     n_train = len(task.images("train"))
     epochs = args.epochs if task.dataset == "mnist" else 10 * args.epochs  # 1,437 images only
     g = task.grid
-    print(f"Jigsaw puzzles: {task.dataset} images cut into {g}x{g} pieces and shuffled. A Sinkhorn "
-          f"network learns to put the pieces back\nfrom the reconstruction error alone (it never "
-          f"sees the true order). Training {epochs} epochs on {n_train:,} images...")
+    print(
+        f"Jigsaw puzzles: {task.dataset} images cut into {g}x{g} pieces and shuffled. A Sinkhorn "
+        f"network learns to put the pieces back\nfrom the reconstruction error alone (it never "
+        f"sees the true order). Training {epochs} epochs on {n_train:,} images..."
+    )
     start = time.perf_counter()
-    history = fit(task, run_dir, epochs=epochs, lr=2e-3, lr_schedule="cosine",
-                  seed=args.seed, progress=not args.quiet)
+    history = fit(
+        task,
+        run_dir,
+        epochs=epochs,
+        lr=2e-3,
+        lr_schedule="cosine",
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     minutes = (time.perf_counter() - start) / 60
     model = pretrained.load_model(run_dir)[1]
     per_puzzle = task.solve_test_set(model)
@@ -219,13 +237,18 @@ def demo(args) -> int:
     print(f"\nAll {len(per_puzzle['perm_pred']):,} test puzzles, solved with hard matching:")
     _print_table(columns)
     print("\n" + EXPLAIN)
-    figures.training_curves(history, run_dir / "curves.png", metrics=CURVES,
-                            title=f"demo: {task.dataset} {g}x{g}")
+    figures.training_curves(
+        history, run_dir / "curves.png", metrics=CURVES, title=f"demo: {task.dataset} {g}x{g}"
+    )
     _puzzle_figure(task, per_puzzle, run_dir / "puzzles.png")
-    print(f"\nFigures: {run_dir / 'puzzles.png'} (scrambled | solved | original, wrong pieces "
-          f"framed in red) and {run_dir / 'curves.png'}.")
-    print("Next: gumbel-sinkhorn jigsaw evaluate --pretrained mnist-6x6 --figure 6x6.png; "
-          "gumbel-sinkhorn jigsaw train --help")
+    print(
+        f"\nFigures: {run_dir / 'puzzles.png'} (scrambled | solved | original, wrong pieces "
+        f"framed in red) and {run_dir / 'curves.png'}."
+    )
+    print(
+        "Next: gumbel-sinkhorn jigsaw evaluate --pretrained mnist-6x6 --figure 6x6.png; "
+        "gumbel-sinkhorn jigsaw train --help"
+    )
     return 0
 
 
@@ -255,10 +278,14 @@ def _puzzle_figure(task, per_puzzle, path, n=8):
     rows = torch.cat([successes, failures])
     puzzles = type(per_puzzle["puzzles"])(*(t[rows] for t in per_puzzle["puzzles"]))
     note = f"; last {len(failures)} rows: failures" if len(failures) else ""
-    figures.puzzle_grid(puzzles, per_puzzle["perm_pred"][rows], path, n=n,
-                        denormalize=task.denormalize,
-                        title=f"{task.dataset} {task.grid}x{task.grid}: "
-                        f"{exact.mean():.1%} exact{note}")
+    figures.puzzle_grid(
+        puzzles,
+        per_puzzle["perm_pred"][rows],
+        path,
+        n=n,
+        denormalize=task.denormalize,
+        title=f"{task.dataset} {task.grid}x{task.grid}: {exact.mean():.1%} exact{note}",
+    )
 
 
 # -- the parser ---------------------------------------------------------------------------------
@@ -331,9 +358,13 @@ def register(commands) -> None:
         help="learning-rate schedule over the epochs (default: constant)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
-    p.add_argument("--loss-exponent", type=float, default=1.0,
-                   help="reconstruct pixels**e (in [0, 1]) instead of the normalised pixels: "
-                   "e < 1 weighs faint strokes more (1: the paper's / tutorial's loss)")
+    p.add_argument(
+        "--loss-exponent",
+        type=float,
+        default=1.0,
+        help="reconstruct pixels**e (in [0, 1]) instead of the normalised pixels: "
+        "e < 1 weighs faint strokes more (1: the paper's / tutorial's loss)",
+    )
     p.add_argument("--train-size", type=int, help="use only the first N training images")
     p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
     p.add_argument(
@@ -347,9 +378,12 @@ def register(commands) -> None:
     group.add_argument("--hidden", type=int, help="channels of the conv net g1")
     group.add_argument("--kernel", type=int, help="conv kernel size (odd)")
     group.add_argument("--n-conv", type=int, help="conv layers in g1")
-    group.add_argument("--pool", action=argparse.BooleanOptionalAction, default=None,
-                       help="max-pool after the first conv (the tutorial does; small pieces do "
-                       "better without)")
+    group.add_argument(
+        "--pool",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="max-pool after the first conv (the tutorial does; small pieces do better without)",
+    )
     group.add_argument(
         "--n-context",
         type=int,
@@ -362,9 +396,12 @@ def register(commands) -> None:
         "--n-samples", "--samples", type=int, help="Gumbel samples per puzzle and step"
     )
     group.add_argument("--noise-factor", type=float, help="scale of the Gumbel noise (0: none)")
-    p.add_argument("--init", metavar="WEIGHTS",
-                   help="start from these weights (shipped name, weights file or run folder; same "
-                   "grid and model options): a warm start")
+    p.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from these weights (shipped name, weights file or run folder; same "
+        "grid and model options): a warm start",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train)
 
@@ -407,20 +444,35 @@ def register(commands) -> None:
     )
     p.set_defaults(func=solve)
 
-    p = sub.add_parser("demo", help="train, evaluate and draw a small MNIST run in a few minutes",
-                       formatter_class=fmt,
-                       description="End to end in a few minutes on a laptop CPU: train a Sinkhorn "
-                       "network on MNIST 3x3 puzzles, evaluate it on the whole test set beside the "
-                       "shipped model, write figures. Uses --data-root / $GUMBEL_SINKHORN_DATA, "
-                       "else downloads MNIST; without either it runs on the embedded 8x8 digits.")
-    p.add_argument("--data-root", metavar="DIR",
-                   help=f"folder holding mnist/ (default: ${ENV_VAR}, the cache, else download)")
-    p.add_argument("--run-dir", default="jigsaw-demo", metavar="DIR",
-                   help="where the demo run and its figures are written")
-    p.add_argument("--epochs", type=int, default=2,
-                   help="passes over the training images (10x as many on the embedded digits)")
-    p.add_argument("--train-size", type=int, default=DEMO_TRAIN_SIZE,
-                   help="MNIST training images used")
+    p = sub.add_parser(
+        "demo",
+        help="train, evaluate and draw a small MNIST run in a few minutes",
+        formatter_class=fmt,
+        description="End to end in a few minutes on a laptop CPU: train a Sinkhorn "
+        "network on MNIST 3x3 puzzles, evaluate it on the whole test set beside the "
+        "shipped model, write figures. Uses --data-root / $GUMBEL_SINKHORN_DATA, "
+        "else downloads MNIST; without either it runs on the embedded 8x8 digits.",
+    )
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help=f"folder holding mnist/ (default: ${ENV_VAR}, the cache, else download)",
+    )
+    p.add_argument(
+        "--run-dir",
+        default="jigsaw-demo",
+        metavar="DIR",
+        help="where the demo run and its figures are written",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=2,
+        help="passes over the training images (10x as many on the embedded digits)",
+    )
+    p.add_argument(
+        "--train-size", type=int, default=DEMO_TRAIN_SIZE, help="MNIST training images used"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=demo)

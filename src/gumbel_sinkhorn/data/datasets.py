@@ -117,13 +117,15 @@ def load_dataset(
         if size is not None:
             images = resize_images(images, _checks.count(size, "size"))
         n = channels or 1
-        return ImageDataset(images.expand(-1, n, -1, -1).contiguous(), labels,
-                            (mean,) * n, (std,) * n, name)
+        return ImageDataset(
+            images.expand(-1, n, -1, -1).contiguous(), labels, (mean,) * n, (std,) * n, name
+        )
     folder = Path(name)
     if not folder.is_dir():
         raise ValueError(f"dataset must be one of {NAMES} or a folder of images, got {str(name)!r}")
-    images = load_image_folder(folder, size=size, channels=channels,
-                               files=folder_split(folder, split))
+    images = load_image_folder(
+        folder, size=size, channels=channels, files=folder_split(folder, split)
+    )
     c = images.shape[1]
     return ImageDataset(images, None, (0.5,) * c, (0.5,) * c, f"{folder.name}/{split}")
 

@@ -97,8 +97,9 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     if image.dim() == 2:
         image = image.unsqueeze(0)
     if image.dim() != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"image must be (C, H, W) with C = 1 or 3, or (H, W), got shape "
-                         f"{tuple(image.shape)}")
+        raise ValueError(
+            f"image must be (C, H, W) with C = 1 or 3, or (H, W), got shape {tuple(image.shape)}"
+        )
     if image.is_floating_point():
         image = (image.detach().clamp(0, 1) * 255).round()
     array = image.to("cpu", torch.uint8).permute(1, 2, 0).numpy()

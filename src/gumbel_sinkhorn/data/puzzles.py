@@ -210,4 +210,3 @@ def make_puzzles(
 def _grid(images, grid) -> int:
     _checks.tensor(images, "images", min_dim=3)
     return _checks.count(grid, "grid")
-

@@ -36,7 +36,17 @@ class SinkhornInfo(NamedTuple):
     tol: float
 
 
-def log_sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0, **options):
+def log_sinkhorn(
+    log_alpha: torch.Tensor,
+    n_iter: int = 20,
+    *,
+    tau: float = 1.0,
+    tol: float | None = None,
+    mask: torch.Tensor | None = None,
+    sizes=None,
+    backward: str = "unrolled",
+    return_info: bool = False,
+):
     """Log of the Sinkhorn normalisation of ``log_alpha / tau``.
 
     >>> import torch
@@ -48,7 +58,7 @@ def log_sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0,
     (True, True)
 
     Shapes: ``(..., N, M)`` in and out with ``N <= M``, same device and dtype (float16 and
-    bfloat16 are computed in float32). Keyword ``options``:
+    bfloat16 are computed in float32). Options:
 
     - ``tol``: stop once every item's largest row/column marginal error is below it (checked
       every 10 iterations); a ``SinkhornConvergenceWarning`` if ``n_iter`` runs out first.
@@ -66,10 +76,30 @@ def log_sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0,
     ``N < M`` (or an item has fewer rows than columns) a slack row of constant score takes each
     column's unassigned mass: rows sum to 1 and columns to at most 1.
     """
-    return _sinkhorn(log_alpha, n_iter, tau=tau, log=True, **options)
+    return _sinkhorn(
+        log_alpha,
+        n_iter,
+        tau=tau,
+        log=True,
+        tol=tol,
+        mask=mask,
+        sizes=sizes,
+        backward=backward,
+        return_info=return_info,
+    )
 
 
-def sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0, **options):
+def sinkhorn(
+    log_alpha: torch.Tensor,
+    n_iter: int = 20,
+    *,
+    tau: float = 1.0,
+    tol: float | None = None,
+    mask: torch.Tensor | None = None,
+    sizes=None,
+    backward: str = "unrolled",
+    return_info: bool = False,
+):
     """Sinkhorn operator S(log_alpha / tau): a doubly stochastic matrix.
 
     >>> import torch
@@ -86,7 +116,17 @@ def sinkhorn(log_alpha: torch.Tensor, n_iter: int = 20, *, tau: float = 1.0, **o
     exactly 1 (at most 1 when ``N < M``) after the last (column) step, rows converge to 1 as
     ``n_iter`` grows.
     """
-    return _sinkhorn(log_alpha, n_iter, tau=tau, log=False, **options)
+    return _sinkhorn(
+        log_alpha,
+        n_iter,
+        tau=tau,
+        log=False,
+        tol=tol,
+        mask=mask,
+        sizes=sizes,
+        backward=backward,
+        return_info=return_info,
+    )
 
 
 @dataclass(frozen=True)

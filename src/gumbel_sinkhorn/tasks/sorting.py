@@ -114,8 +114,11 @@ class SortingTask:
         """Mean squared error between the sorted lists and Pᵀx over Gumbel-Sinkhorn samples P."""
         z, z_sorted = standardize(batch.random).float(), standardize(batch.ordered).float()
         P = gumbel_sinkhorn(
-            model(batch.random).float(), self.tau, self.n_iter,
-            n_samples=self.n_samples, noise_factor=self.noise_factor,
+            model(batch.random).float(),
+            self.tau,
+            self.n_iter,
+            n_samples=self.n_samples,
+            noise_factor=self.noise_factor,
         )
         if self.n_samples == 1:
             P = P.unsqueeze(0)
