@@ -102,3 +102,21 @@ def test_resize_images_keeps_dtype_and_batch_axes():
     assert out.shape == (2, 3, 1, 4, 6) and out.dtype == torch.uint8 and out.eq(100).all()
     x = torch.rand(1, 1, 16, 16, dtype=torch.float64)
     assert resize_images(x, 8).dtype == torch.float64
+
+
+def test_save_image_is_atomic_and_needs_a_known_suffix(tmp_path, monkeypatch):
+    path = tmp_path / "kept.png"
+    save_image(torch.zeros(1, 4, 4, dtype=torch.uint8), path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="image format"):
+        save_image(torch.zeros(4, 4), tmp_path / "picture.unknown")
+
+    def broken_save(self, file, format=None):
+        file.write(b"half an image")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="previous file is unchanged"):
+        save_image(torch.ones(1, 4, 4), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.png"]

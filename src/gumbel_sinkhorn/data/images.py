@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .. import _checks
+from .. import _checks, checkpoint
 
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
@@ -91,8 +91,12 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     tensor([255,   0,   0], dtype=torch.uint8)
     >>> tmp.cleanup()
 
-    Float images are clamped to [0, 1] and scaled to 0..255. The format follows the suffix.
+    Float images are clamped to [0, 1] and scaled to 0..255. The format follows the suffix; the
+    file is written atomically (a failed write leaves any previous file as it was).
     """
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower())
+    if image_format is None:
+        raise ValueError(f"cannot tell an image format from the name {path}; use .png or .jpg")
     _checks.tensor(image, "image", min_dim=2)
     if image.dim() == 2:
         image = image.unsqueeze(0)
@@ -103,7 +107,8 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     if image.is_floating_point():
         image = (image.detach().clamp(0, 1) * 255).round()
     array = image.to("cpu", torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+    picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    checkpoint.atomic_write(path, lambda file: picture.save(file, format=image_format))
 
 
 def load_image_folder(
