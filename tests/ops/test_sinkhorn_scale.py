@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gumbel_sinkhorn import gumbel_sinkhorn, log_sinkhorn, sinkhorn
-from gumbel_sinkhorn.ops import _sinkhorn_solver
+from gumbel_sinkhorn.ops import _sinkhorn_problem, _sinkhorn_solver
 from gumbel_sinkhorn.ops.sinkhorn import SinkhornConvergenceWarning
 
 F64 = torch.float64
@@ -31,7 +31,7 @@ def grad_of(fn, x, weights):
     return out.detach(), x.grad
 
 
-# tau = 1: pure scaling form; 0.05: absorptions; 0.005: chunks redone in the log domain
+# tau = 1: pure scaling form; 0.05: absorptions; 0.005: overflowing chunks redone in the log domain
 @pytest.mark.parametrize("tau", [1.0, 0.05, 0.005])
 @pytest.mark.parametrize("log", [False, True])
 def test_unrolled_gradient_equals_autograd_through_the_seed(tau, log):
@@ -55,6 +55,17 @@ def test_log_domain_fallback_gives_the_same_function(monkeypatch):
     slow = grad_of(lambda t: sinkhorn(t, 23, tau=0.3), x, w)
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
+
+
+def test_after_an_overflow_one_log_step_restores_the_scaling_form():
+    """Scores spanning ~100 nats overflow the first kernel; one log-domain iteration fixes that."""
+    x = randn(8, 36, 36, seed=5, dtype=torch.float32, scale=30.0)
+    problem = _sinkhorn_problem.build(x, None)
+    solution = _sinkhorn_solver.solve(problem, 20, tol=None, record=True)
+    chunk_kinds = [("scaling" if c.base else "log", len(c.rows)) for c in solution.chunks]
+    assert chunk_kinds == [("log", 1), ("scaling", 10), ("scaling", 9)]
+    expected = seed_log_sinkhorn(x.double(), 20)
+    torch.testing.assert_close(solution.log_plan().double(), expected, atol=2e-3, rtol=1e-4)
 
 
 def converged(fn, **options):

@@ -123,7 +123,7 @@ def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> 
     limit = _limit(x.dtype)
     f, g = -problem.row_max, x.new_zeros(x.shape[0], x.shape[-1])
     base, chunks, last = _Base(f, g), [], None
-    done, error = 0, None
+    done, error, retry = 0, None, True
     while done < n_iter:
         steps = min(CHECK_EVERY, n_iter - done)
         if base is None:  # absorb the potentials into a fresh kernel
@@ -134,8 +134,13 @@ def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> 
         error = _scaling_error(problem, base, u, v) if tol is not None else None
         reach, worst = torch.stack([reach, reach if error is None else error.amax()]).tolist()
         if reach <= limit:  # false for inf and NaN too
-            last = (base, u, v)
-        else:  # the scalings overflowed or lost precision: redo the chunk in the log domain
+            last, retry = (base, u, v), True
+        else:
+            # The scalings overflowed or lost precision (scores spanning many nats): redo one
+            # iteration in the log domain, on whose potentials a fresh kernel usually keeps the
+            # next chunk in range; if that was just tried, redo the whole chunk.
+            steps = 1 if retry else steps
+            retry = not retry
             chunk, f_new, g_new = _log_chunk(problem, g, steps, record)
             error = _log_error(problem, f_new, g_new) if tol is not None else None
             worst = 0.0 if error is None else error.amax().item()
