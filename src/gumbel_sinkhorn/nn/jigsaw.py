@@ -111,6 +111,40 @@ class SinkhornPieceNet(nn.Module):
             )
             self.g2 = nn.Linear(d_model, self.n_pieces, bias=g2_bias)
 
+    @property
+    def n_context(self) -> int:
+        """The number of transformer layers between g1 and g2."""
+        return len(_context_layers(self))
+
+    def load_shallower(self, smaller: SinkhornPieceNet) -> None:
+        """Copy a trained network with fewer context layers in; the extra layers start as identities.
+
+        Each added pre-norm transformer layer gets zeroed output projections (attention and
+        feed-forward), so it adds nothing to its input until trained: the result scores every
+        puzzle exactly as ``smaller`` does, and training continues from there with more depth.
+
+        >>> small = SinkhornPieceNet(4, 14, n_context=1, d_model=16).eval()
+        >>> deep = SinkhornPieceNet(4, 14, n_context=3, d_model=16).eval()
+        >>> deep.load_shallower(small)
+        >>> x = torch.rand(2, 4, 1, 14, 14)
+        >>> torch.allclose(deep.scores(x), small.scores(x), atol=1e-6)
+        True
+        """
+        have, want = _context_layers(smaller), _context_layers(self)
+        if not 0 < len(have) <= len(want):
+            raise ValueError(
+                f"can only add context layers: this network has {len(want)}, the one to copy "
+                f"{len(have)}"
+            )
+        state = smaller.state_dict()
+        for layer in want[len(have) :]:
+            for linear in (layer.self_attn.out_proj, layer.linear2):
+                nn.init.zeros_(linear.weight)
+                nn.init.zeros_(linear.bias)
+            prefix = next(k for k, v in self.named_modules() if v is layer) + "."
+            state.update({prefix + k: v for k, v in layer.state_dict().items()})
+        self.load_state_dict(state)
+
     def scores(self, pieces: torch.Tensor) -> torch.Tensor:
         """``log_alpha``: row ``i`` scores piece ``i`` at each of the ``N`` positions.
 
@@ -146,3 +180,10 @@ class SinkhornPieceNet(nn.Module):
     def solve(self, pieces: torch.Tensor) -> torch.Tensor:
         """Hard matching: ``perm[b, i]`` = position of scrambled piece ``i``; ``(B, N)`` int64."""
         return ops.matching(self.scores(pieces))
+
+
+def _context_layers(net: SinkhornPieceNet) -> list[nn.Module]:
+    """The transformer layers between g1 and g2 (none when pieces are scored alone)."""
+    if isinstance(net.context, nn.Identity):
+        return []
+    return list(net.context[-1].layers)

@@ -143,7 +143,11 @@ class JigsawTask:
         return cls(**config)
 
     def build_model(self) -> SinkhornPieceNet:
-        """A fresh network, or one starting from ``init_weights`` (a warm start)."""
+        """A fresh network, or one starting from ``init_weights`` (a warm start).
+
+        The warm start may have fewer context layers than this model (the others the same): the
+        extra layers then start as identities, so training resumes from the same scores.
+        """
         channels, height, width = self.image_shape
         model = SinkhornPieceNet(
             self.grid**2, (height // self.grid, width // self.grid), channels, **self.model
@@ -153,7 +157,10 @@ class JigsawTask:
 
             start = load_model(self.init_weights)[1]
             try:
-                model.load_state_dict(start.state_dict())
+                if 0 < start.n_context < model.n_context:
+                    model.load_shallower(start)  # deeper context: extra layers start as identities
+                else:
+                    model.load_state_dict(start.state_dict())
             except RuntimeError as err:
                 raise ValueError(
                     f"init weights {self.init_weights} do not fit this model (same grid and model "
