@@ -117,7 +117,7 @@ class SinkhornPieceNet(nn.Module):
         return len(_context_layers(self))
 
     def load_shallower(self, smaller: SinkhornPieceNet) -> None:
-        """Copy a trained network with fewer context layers in; the extra layers start as identities.
+        """Copy in a trained network with fewer context layers; the extra ones start as identities.
 
         Each added pre-norm transformer layer gets zeroed output projections (attention and
         feed-forward), so it adds nothing to its input until trained: the result scores every
