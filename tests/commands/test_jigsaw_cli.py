@@ -93,17 +93,18 @@ def test_init_warm_starts_from_weights_and_refuses_a_mismatch(run_dir, tmp_path)
     assert main(["jigsaw", "train", "--run-dir", str(tmp_path / "bad"), *wider]) == 2
 
 
-def test_init_into_more_context_layers_starts_from_the_same_scores(run_dir):
+def test_init_into_more_context_layers_and_power_channels_keeps_the_scores(run_dir):
     from gumbel_sinkhorn import pretrained
 
     task, start, _ = pretrained.load_model(run_dir)
-    config = task.config() | {"model": task.model | {"n_context": 3}, "init_weights": str(run_dir)}
+    bigger = task.model | {"n_context": 3, "input_power": 0.25}
+    config = task.config() | {"model": bigger, "init_weights": str(run_dir)}
     deeper = type(task).from_config(config).build_model().eval()
     assert deeper.n_context == 3 and start.n_context == 1
     pieces = task.puzzles(task.images("test")[:16]).scrambled
     torch.testing.assert_close(deeper.scores(pieces), start.eval().scores(pieces))
     assert main(["jigsaw", "train", "--run-dir", str(run_dir.parent / "deeper"), *TINY,
-                 "--n-context", "2", "--init", str(run_dir)]) == 0
+                 "--n-context", "2", "--input-power", "0.5", "--init", str(run_dir)]) == 0
 
 
 def test_demo_says_plainly_when_mnist_is_missing_and_runs_on_the_embedded_digits(

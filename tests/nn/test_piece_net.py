@@ -68,3 +68,47 @@ def test_bad_input_is_a_clear_error():
         SinkhornPieceNet(4, 6, kernel=4)
     with pytest.raises(ValueError, match="n_pieces must be >= 2"):
         SinkhornPieceNet(1, 6)
+
+
+def test_input_power_lets_g1_see_faint_pixels_that_a_linear_g1_barely_does():
+    mean, std = 0.13, 0.31
+    net = SinkhornPieceNet(4, 6, input_power=0.25, pixel_mean=mean, pixel_std=std).eval()
+    assert net.g1[0].in_channels == 2
+    blank = torch.zeros(1, 4, 1, 6, 6)
+    faint = blank.clone()
+    faint[0, 0, 0, 0, :2] = 0.0016  # two pixels at 0.0016: 0.2 after the fourth root
+    seen = {}
+
+    def capture(module, args, out):
+        seen[len(seen)] = args[0]
+
+    net.g1[0].register_forward_hook(capture)
+    net.scores((blank - mean) / std)
+    net.scores((faint - mean) / std)
+    raw, powered = (seen[1] - seen[0]).abs().amax((0, 2, 3))
+    torch.testing.assert_close(powered, torch.tensor(0.2))
+    torch.testing.assert_close(raw, torch.tensor(0.0016 / std))
+
+
+def test_load_smaller_adds_neutral_layers_and_power_channels_and_refuses_the_rest():
+    torch.manual_seed(0)
+    small = SinkhornPieceNet(9, 6, n_context=1, d_model=16, n_heads=2, pool=False).eval()
+    with torch.no_grad():  # trained-looking statistics, so that eval mode uses them
+        small.g1[-2].running_mean.uniform_(-1, 1)
+        small.g1[-2].running_var.uniform_(0.5, 2)
+    big = SinkhornPieceNet(
+        9, 6, n_context=3, d_model=16, n_heads=2, pool=False, input_power=0.5, pixel_mean=0.2
+    ).eval()
+    big.load_smaller(small)
+    x = pieces()
+    torch.testing.assert_close(big.scores(x), small.scores(x))
+    big.train()
+    (big(x).transpose(-1, -2) @ x.flatten(2)).square().sum().backward()
+    assert big.g1[0].weight.grad[:, 1].abs().sum() > 0  # the power channel learns from here
+    with pytest.raises(ValueError, match="3 context layers into one with 1"):
+        small.load_smaller(big)
+    wider = SinkhornPieceNet(9, 6, n_context=1, d_model=32, n_heads=2, pool=False)
+    with pytest.raises(ValueError, match="does not fit this network"):
+        wider.load_smaller(small)
+    with pytest.raises(ValueError, match="0 context layers into one with 1"):
+        small.load_smaller(SinkhornPieceNet(9, 6, pool=False))

@@ -39,6 +39,7 @@ def model_options(args) -> dict:
         "n_iter",
         "n_samples",
         "noise_factor",
+        "input_power",
     ):
         value = getattr(args, key)
         if value is not None:
@@ -396,6 +397,11 @@ def register(commands) -> None:
         "--n-samples", "--samples", type=int, help="Gumbel samples per puzzle and step"
     )
     group.add_argument("--noise-factor", type=float, help="scale of the Gumbel noise (0: none)")
+    group.add_argument(
+        "--input-power",
+        type=float,
+        help="g1 also sees the pixels raised to this power (0.25 makes faint strokes visible)",
+    )
     p.add_argument(
         "--init",
         metavar="WEIGHTS",

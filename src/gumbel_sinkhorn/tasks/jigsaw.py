@@ -55,6 +55,7 @@ TUTORIAL_MODEL = {
     "n_iter": 20,
     "n_samples": 1,
     "noise_factor": 1.0,
+    "input_power": None,
 }
 #: Ours: the same g1, then transformer layers so that pieces see each other before g2 scores them.
 DEFAULT_MODEL = {
@@ -70,6 +71,7 @@ DEFAULT_MODEL = {
     "n_iter": 20,
     "n_samples": 1,
     "noise_factor": 1.0,
+    "input_power": None,
 }
 
 
@@ -145,26 +147,29 @@ class JigsawTask:
     def build_model(self) -> SinkhornPieceNet:
         """A fresh network, or one starting from ``init_weights`` (a warm start).
 
-        The warm start may have fewer context layers than this model (the others the same): the
-        extra layers then start as identities, so training resumes from the same scores.
+        The warm start may lack some of this model's parts (more context layers, the
+        ``input_power`` channels; the rest the same): they start neutral, so training resumes
+        from the same scores.
         """
         channels, height, width = self.image_shape
         model = SinkhornPieceNet(
-            self.grid**2, (height // self.grid, width // self.grid), channels, **self.model
+            self.grid**2,
+            (height // self.grid, width // self.grid),
+            channels,
+            **self.model,
+            pixel_mean=self.mean,
+            pixel_std=self.std,
         )
         if self.init_weights is not None:
             from ..pretrained import load_model
 
             start = load_model(self.init_weights)[1]
             try:
-                if 0 < start.n_context < model.n_context:
-                    model.load_shallower(start)  # deeper context: extra layers start as identities
-                else:
-                    model.load_state_dict(start.state_dict())
-            except RuntimeError as err:
+                model.load_smaller(start)
+            except ValueError as err:
                 raise ValueError(
                     f"init weights {self.init_weights} do not fit this model (same grid and model "
-                    f"options needed): {str(err).splitlines()[1].strip()}"
+                    f"options needed, more context layers or input_power allowed): {err}"
                 ) from err
         return model
 
