@@ -10,6 +10,7 @@ from gumbel_sinkhorn.data import (
     cut_pieces,
     fit_to_grid,
     make_puzzles,
+    random_shift,
     scramble,
     unscramble,
 )
@@ -165,3 +166,32 @@ def test_bad_arguments_give_clear_errors():
         unscramble(pieces, torch.arange(4))
     with pytest.raises(TypeError, match="integer dtype"):
         unscramble(pieces, torch.zeros(2, 4))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3), st.integers(0, 2**31), st.sampled_from([torch.uint8, torch.float32]))
+def test_random_shift_moves_each_image_within_its_background_border(max_shift, seed, dtype):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.zeros(6, 2, 12, 11, dtype=dtype)
+    images[:, :, 3:9, 3:8] = torch.randint(1, 200, (6, 2, 6, 5), generator=gen).to(dtype)
+    moved = random_shift(images, max_shift, gen)
+    assert moved.shape == images.shape and moved.dtype == dtype
+    for image, out in zip(images, moved, strict=True):
+        offsets = [
+            (dy, dx)
+            for dy, dx in itertools.product(range(-max_shift, max_shift + 1), repeat=2)
+            if torch.equal(out, image.roll((dy, dx), (-2, -1)))  # exact: the border is blank
+        ]
+        assert offsets, "not a translate of its image"
+    if max_shift:
+        assert len({tuple(o.flatten().tolist()) for o in moved}) > 1  # not one offset for all
+
+
+def test_random_shift_repeats_the_border_and_refuses_a_negative_shift():
+    image = torch.arange(9.0).reshape(1, 1, 3, 3)
+    moved = random_shift(image.expand(200, 1, 3, 3), 1, torch.Generator().manual_seed(0))
+    corners = {tuple(m.flatten().tolist()) for m in moved}
+    assert (0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 3.0, 3.0, 4.0) in corners  # moved down-right
+    assert len(corners) == 9
+    with pytest.raises(ValueError, match="max_shift"):
+        random_shift(image, -1)

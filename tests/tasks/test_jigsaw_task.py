@@ -45,6 +45,18 @@ def test_batches_are_fresh_scrambles_drawn_from_the_generator():
     assert not torch.equal(first[0][0], other[0][0])
 
 
+def test_shift_augmentation_draws_moved_images_from_the_generator():
+    plain, moved = digits(images_per_batch=128), digits(images_per_batch=128, augment_shift=1)
+    assert JigsawTask.from_config(moved.config()).augment_shift == 1
+
+    def first_batch(task, seed=0):
+        return next(iter(task.train_batches(0, torch.Generator().manual_seed(seed))))
+
+    a, b = first_batch(moved), first_batch(moved)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # the same seed, the same
+    assert not torch.equal(first_batch(plain)[1], a[1])  # the same images, moved
+
+
 def test_metrics_count_swapped_identical_pieces_as_exact():
     task = digits()
     puzzles = task.puzzles(task.images("test"), torch.Generator().manual_seed(0))
@@ -92,3 +104,5 @@ def test_bad_options_are_clear_errors():
         JigsawTask(dataset="digits", grid=1)
     with pytest.raises(ValueError, match="unknown model options"):
         JigsawTask(dataset="digits", model={"depth": 3})
+    with pytest.raises(ValueError, match="augment_shift must be >= 0"):
+        JigsawTask(dataset="digits", augment_shift=-1)

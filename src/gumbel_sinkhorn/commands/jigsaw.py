@@ -64,6 +64,7 @@ def train(args) -> int:
         model=model_options(args),
         init_weights=args.init,
         loss_exponent=args.loss_exponent,
+        augment_shift=args.augment_shift,
     )
     history = fit(
         task,
@@ -365,6 +366,13 @@ def register(commands) -> None:
         default=1.0,
         help="reconstruct pixels**e (in [0, 1]) instead of the normalised pixels: "
         "e < 1 weighs faint strokes more (1: the paper's / tutorial's loss)",
+    )
+    p.add_argument(
+        "--augment-shift",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="move each training image by a random offset of up to PIXELS (0: no augmentation)",
     )
     p.add_argument("--train-size", type=int, help="use only the first N training images")
     p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")

@@ -23,6 +23,7 @@ from .puzzles import (
     cut_pieces,
     fit_to_grid,
     make_puzzles,
+    random_shift,
     scramble,
     unscramble,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "load_image_folder",
     "load_mnist",
     "make_puzzles",
+    "random_shift",
     "normalize",
     "read_idx",
     "resize_images",

@@ -179,6 +179,34 @@ def fit_to_grid(
     return resize_images(images, size)
 
 
+def random_shift(
+    images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Move each image by its own random offset of up to ``max_shift`` pixels along each axis.
+
+    The border pixels are repeated into the space the image leaves (MNIST's border is background,
+    so a digit just moves); shapes, dtype and device stay. A training augmentation: the same
+    digit at a new place makes a new puzzle.
+
+    >>> import torch
+    >>> images = torch.zeros(4, 1, 8, 8)
+    >>> images[:, :, 3, 3] = 1
+    >>> moved = random_shift(images, 2, torch.Generator().manual_seed(0))
+    >>> moved.shape, moved.sum().item(), bool((moved[:, 0, 1:6, 1:6].sum((1, 2)) == 1).all())
+    (torch.Size([4, 1, 8, 8]), 4.0, True)
+    """
+    max_shift = _checks.count(max_shift, "max_shift", minimum=0)
+    if max_shift == 0:
+        return images
+    b, _, h, w = images.shape
+    padded = F.pad(images.float(), (max_shift,) * 4, mode="replicate").to(images.dtype)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, b, 1), generator=generator)
+    rows = (offsets[0] + torch.arange(h)).to(images.device)  # (B, H)
+    cols = (offsets[1] + torch.arange(w)).to(images.device)  # (B, W)
+    index = torch.arange(b, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 def make_puzzles(
     images: torch.Tensor,
     grid: int,

@@ -37,6 +37,7 @@ from ..data import (
     load_dataset,
     make_puzzles,
     normalize,
+    random_shift,
     unscramble,
 )
 from ..nn import SinkhornPieceNet
@@ -82,6 +83,8 @@ class JigsawTask:
     ``dataset``: "mnist", "fashion-mnist", "digits" (embedded, 8×8, no download) or a folder of
     images. ``grid``: pieces per side. ``train_size`` / ``test_size``: use only the first images.
     ``model``: keyword options of :class:`SinkhornPieceNet` (defaults: ``DEFAULT_MODEL``).
+    ``augment_shift``: move every training image by a random offset of up to this many pixels
+    (a new one each time it is drawn), so the network sees more than the training set's digits.
     ``image_shape``, ``mean``, ``std``: filled in from the data when not given, so that a saved
     config rebuilds the model without the data. ``init_weights``: start training from these
     weights (a shipped name, weights file or run folder).
@@ -97,6 +100,7 @@ class JigsawTask:
     test_size: int | None = None
     eval_seed: int = 1234
     loss_exponent: float = 1.0
+    augment_shift: int = 0
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     image_shape: list[int] | None = None
     mean: list[float] | None = None
@@ -109,6 +113,7 @@ class JigsawTask:
         self.grid = _checks.count(self.grid, "grid", minimum=2)
         self.images_per_batch = _checks.count(self.images_per_batch, "images_per_batch")
         self.loss_exponent = _checks.positive(self.loss_exponent, "loss_exponent")
+        self.augment_shift = _checks.count(self.augment_shift, "augment_shift", minimum=0)
         for size in ("train_size", "test_size"):
             if getattr(self, size) is not None:
                 _checks.count(getattr(self, size), size)
@@ -293,5 +298,6 @@ class _Batches:
         order = torch.randperm(len(self.images), generator=self.generator)
         for start in range(0, len(self) * self.size, self.size):
             batch = self.images[order[start : start + self.size]]
+            batch = random_shift(batch, self.task.augment_shift, self.generator)
             puzzles = self.task.puzzles(batch, self.generator)
             yield puzzles.scrambled, puzzles.pieces
