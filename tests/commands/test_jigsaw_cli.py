@@ -81,6 +81,28 @@ def test_help_documents_every_option(capsys):
         assert "--data-root" in text and "show this help" in text
 
 
+@pytest.mark.parametrize(
+    "flags, expected",
+    [([], {}), (["--no-pool", "--hidden", "4", "--n-conv", "2", "--kernel", "3",
+                 "--input-power", "0.5", "--tau", "0.5"],
+                {"pool": False, "hidden": 4, "n_conv": 2, "kernel": 3, "input_power": 0.5,
+                 "tau": 0.5}),
+     (["--model", "tutorial", "--no-pool"], {"pool": False})],
+)
+def test_every_model_option_reaches_the_model(tmp_path, flags, expected):
+    from gumbel_sinkhorn import pretrained
+    from gumbel_sinkhorn.tasks.jigsaw import DEFAULT_MODEL, TUTORIAL_MODEL
+
+    args = [*TINY, "--train-size", "64", "--test-size", "8", *flags]
+    assert main(["jigsaw", "train", "--run-dir", str(tmp_path), *args]) == 0
+    task, model, _ = pretrained.load_model(tmp_path)
+    preset = TUTORIAL_MODEL if "tutorial" in flags else {}
+    options = {**DEFAULT_MODEL, **preset, "n_context": 1, "d_model": 16, **expected}  # TINY's
+    assert task.model == options
+    assert any(isinstance(m, torch.nn.MaxPool2d) for m in model.g1) == options["pool"]
+    assert model.g1[0].in_channels == (1 if options["input_power"] is None else 2)
+
+
 def test_init_warm_starts_from_weights_and_refuses_a_mismatch(run_dir, tmp_path):
     from gumbel_sinkhorn import pretrained
 

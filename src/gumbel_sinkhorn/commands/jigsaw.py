@@ -33,6 +33,7 @@ def model_options(args) -> dict:
         "hidden",
         "kernel",
         "n_conv",
+        "pool",
         "n_context",
         "d_model",
         "tau",

@@ -29,7 +29,6 @@ class SinkhornPieceNet(nn.Module):
     Architecture: ``g1``, a small conv net (``n_conv`` blocks Conv(``kernel``, ``hidden``) -> ReLU,
     the first followed by MaxPool(2) if ``pool``; then BatchNorm), runs on all pieces at once
     (pieces folded into the batch); ``g2`` maps each piece's features to its row of ``N`` scores.
-    Small pieces (a few pixels) do better without pooling.
 
     - ``n_context = 0``: ``g2`` is one linear layer on the flattened features. With ``hidden=32``,
       ``kernel=5``, ``g2_bias=False`` this is the tutorial's ``SinkhornConvNet``.
