@@ -87,7 +87,8 @@ def test_help_documents_every_option(capsys):
                  "--input-power", "0.5", "--tau", "0.5"],
                 {"pool": False, "hidden": 4, "n_conv": 2, "kernel": 3, "input_power": 0.5,
                  "tau": 0.5}),
-     (["--model", "tutorial", "--no-pool"], {"pool": False})],
+     (["--model", "tutorial", "--no-pool"], {"pool": False}),
+     (["--input-power", "0"], {"input_power": None})],
 )
 def test_every_model_option_reaches_the_model(tmp_path, flags, expected):
     from gumbel_sinkhorn import pretrained

@@ -45,6 +45,8 @@ def model_options(args) -> dict:
         value = getattr(args, key)
         if value is not None:
             options[key] = value
+    if options["input_power"] == 0:  # --input-power 0: no power channels
+        options["input_power"] = None
     return options
 
 
@@ -409,7 +411,8 @@ def register(commands) -> None:
     group.add_argument(
         "--input-power",
         type=float,
-        help="g1 also sees the pixels raised to this power (0.25 makes faint strokes visible)",
+        help="g1 also sees the pixels raised to this power (0.25, the default of --model ours, "
+        "makes faint strokes visible; 0: not)",
     )
     p.add_argument(
         "--init",

@@ -58,21 +58,22 @@ TUTORIAL_MODEL = {
     "noise_factor": 1.0,
     "input_power": None,
 }
-#: Ours: the same g1, then transformer layers so that pieces see each other before g2 scores them.
+#: Ours (the shipped 3x3 to 6x6 models): two small convs in g1, which also sees the pixels**0.25
+#: (faint strokes), then transformer layers so that pieces see each other before g2 scores them.
 DEFAULT_MODEL = {
-    "hidden": 32,
-    "kernel": 5,
-    "n_conv": 1,
+    "hidden": 16,
+    "kernel": 3,
+    "n_conv": 2,
     "pool": True,
     "g2_bias": True,
-    "n_context": 2,
+    "n_context": 3,
     "d_model": 64,
     "n_heads": 4,
     "tau": 1.0,
     "n_iter": 20,
     "n_samples": 1,
     "noise_factor": 1.0,
-    "input_power": None,
+    "input_power": 0.25,
 }
 
 
@@ -147,7 +148,9 @@ class JigsawTask:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> JigsawTask:
-        return cls(**config)
+        # a config saved before input_power existed describes a network without it
+        model = {"input_power": None, **config.get("model", {})}
+        return cls(**{**config, "model": model})
 
     def build_model(self) -> SinkhornPieceNet:
         """A fresh network, or one starting from ``init_weights`` (a warm start).
