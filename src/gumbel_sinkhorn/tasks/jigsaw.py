@@ -58,13 +58,13 @@ TUTORIAL_MODEL = {
     "noise_factor": 1.0,
     "input_power": None,
 }
-#: Ours (the shipped 3x3 to 6x6 models): two small convs in g1, which also sees the pixels**0.25
-#: (faint strokes), then transformer layers so that pieces see each other before g2 scores them.
+#: Ours (the shipped 3x3 model): two small convs in g1 at full resolution, which also see the
+#: pixels**0.25 (faint strokes), then transformer layers so that pieces see each other before g2.
 DEFAULT_MODEL = {
     "hidden": 16,
     "kernel": 3,
     "n_conv": 2,
-    "pool": True,
+    "pool": False,
     "g2_bias": True,
     "n_context": 3,
     "d_model": 64,
@@ -138,6 +138,13 @@ class JigsawTask:
             self.image_shape = list(fitted.shape[1:])
             self.mean, self.std = list(data.mean), list(data.std)
         self.image_shape = [int(v) for v in self.image_shape]
+        height, width = self.image_shape[1:]
+        if min(height, width) < 2 * self.grid:
+            raise ValueError(
+                f"a {self.grid}x{self.grid} grid leaves pieces of {height // self.grid}x"
+                f"{width // self.grid} pixels ({height}x{width} images once fitted to the grid): "
+                "pieces of at least 2x2 pixels are needed (a smaller grid or larger images)"
+            )
         self.mean, self.std = [float(v) for v in self.mean], [float(v) for v in self.std]
 
     # -- the Task protocol -------------------------------------------------------------------
