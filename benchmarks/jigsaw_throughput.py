@@ -11,7 +11,8 @@ log-domain Sinkhorn that renormalises the whole matrix every half-step, one Gumb
 ``mse_loss(..., reduction="sum")``, Adam. Ours: ``JigsawTask`` batches (whole-batch cut and
 scramble), ``SinkhornPieceNet`` in the tutorial's configuration (the same 7,168 parameters at
 2x2: pieces folded into the batch, one g1 call), ``gumbel_sinkhorn.ops``, the task's loss. Both
-run in this process on the same images, one thread, alternating, best of ``--repeat`` timings.
+run in this process on the same images, alternating, best of ``--repeat`` timings (1 thread
+unless ``--threads``).
 """
 
 from __future__ import annotations
@@ -107,10 +108,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per timing")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both pipelines")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     n_images = args.steps * args.batch
-    print(f"training throughput, images/s, batch {args.batch}, {args.steps} steps, 1 thread")
+    print(
+        f"training throughput, images/s, batch {args.batch}, {args.steps} steps, "
+        f"{args.threads} thread(s)"
+    )
     print(
         f"{'grid':>5} {'params':>8} {'tutorial':>10} {'ours':>10} {'speed-up':>9}"
         f" {'ours+context':>13}"
