@@ -68,6 +68,8 @@ def test_bad_input_is_a_clear_error():
         SinkhornPieceNet(4, 6, kernel=4)
     with pytest.raises(ValueError, match="n_pieces must be >= 2"):
         SinkhornPieceNet(1, 6)
+    with pytest.raises(ValueError, match="input_power"):
+        SinkhornPieceNet(4, 6, input_power=-1.0)
 
 
 def test_input_power_lets_g1_see_faint_pixels_that_a_linear_g1_barely_does():

@@ -89,7 +89,9 @@ class SinkhornPieceNet(nn.Module):
         self.n_samples = _checks.count(n_samples, "n_samples")
         self.noise_factor = _checks.non_negative(noise_factor, "noise_factor")
 
-        self.input_power = None if input_power is None else _checks.positive(input_power, "power")
+        if input_power is not None:
+            input_power = _checks.positive(input_power, "input_power")
+        self.input_power = input_power
         if self.input_power is not None:  # how to get pixels in [0, 1] back from the input
             for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
                 value = torch.as_tensor(value, dtype=torch.float32).reshape(-1, 1, 1)
