@@ -60,6 +60,27 @@ def test_gradients_flow_to_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
+@pytest.mark.parametrize("pool", [True, False])
+def test_g1_matches_plain_flatten_and_hands_batchnorm_a_channels_last_gradient(pool):
+    # BatchNorm's CPU backward is several times slower when its gradient is channels-first
+    # while its input is channels-last (what nn.Flatten's backward would hand it).
+    torch.manual_seed(0)
+    net = SinkhornPieceNet(4, 6, hidden=8, pool=pool).double()
+    plain = torch.nn.Sequential(*list(net.g1)[:-1], torch.nn.Flatten())
+    x = pieces(n=4).double().flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    seen = []
+    net.g1[-2].register_full_backward_hook(lambda m, g_in, g_out: seen.append(g_out[0]))
+    ours = net.g1(x)
+    assert torch.equal(ours, plain(x))
+    weights = torch.randn_like(ours)
+    grads = torch.autograd.grad((ours * weights).sum(), list(net.g1.parameters()))
+    expected = torch.autograd.grad((plain(x) * weights).sum(), list(net.g1.parameters()))
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradcheck(net.g1[-1], x.new_empty(3, 8, 2, 3).normal_().requires_grad_())
+
+
 def test_bad_input_is_a_clear_error():
     net = SinkhornPieceNet(4, 6)
     with pytest.raises(ValueError, match=r"pieces must have shape \(batch, 4, 1, 6, 6\)"):

@@ -105,7 +105,7 @@ class SinkhornPieceNet(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             layers.append(nn.ReLU())
             in_ch = hidden
-        layers += [nn.BatchNorm2d(hidden), nn.Flatten()]
+        layers += [nn.BatchNorm2d(hidden), _FlattenChannelsLast()]
         # channels-last weights: with one input channel the input's layout is ambiguous, and the
         # conv returns channels-last activations (pooled ~5x faster on CPU) only if its weight is
         self.g1 = nn.Sequential(*layers).to(memory_format=CHANNELS_LAST)
@@ -208,6 +208,29 @@ class SinkhornPieceNet(nn.Module):
     def solve(self, pieces: torch.Tensor) -> torch.Tensor:
         """Hard matching: ``perm[b, i]`` = position of scrambled piece ``i``; ``(B, N)`` int64."""
         return ops.matching(self.scores(pieces))
+
+
+class _FlattenChannelsLast(nn.Module):
+    """``nn.Flatten`` for channels-last maps whose gradient comes back channels-last.
+
+    The features keep nn.Flatten's (channel, row, column) order. Flatten's own backward returns
+    a channels-first gradient, and BatchNorm's CPU backward with mixed layouts is 2-5x slower
+    (2.0 vs 0.4 ms in the tutorial's 2x2 model).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _FlattenGradChannelsLast.apply(x)
+
+
+class _FlattenGradChannelsLast(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        return x.flatten(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.reshape(ctx.shape).contiguous(memory_format=CHANNELS_LAST)
 
 
 def _context_layers(net: SinkhornPieceNet) -> list[nn.Module]:
