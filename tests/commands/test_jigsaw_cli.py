@@ -145,3 +145,24 @@ def test_demo_says_plainly_when_mnist_is_missing_and_runs_on_the_embedded_digits
     assert "MNIST is not available here" in out and "embedded" in out
     assert all(key in out for key in METRICS)
     assert (run / "puzzles.png").exists() and (run / "curves.png").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, lr, schedule, exponent, shift",
+    [([], 3e-3, "cosine", 0.25, 1),
+     (["--model", "tutorial"], 1e-4, "none", 1.0, 0),
+     (["--lr", "0.01", "--lr-schedule", "none", "--loss-exponent", "0.5", "--augment-shift", "2"],
+      0.01, "none", 0.5, 2)],
+)
+def test_each_preset_trains_with_its_recipe_unless_told_otherwise(
+    tmp_path, flags, lr, schedule, exponent, shift
+):
+    from gumbel_sinkhorn import pretrained
+
+    args = [*TINY, "--train-size", "64", "--test-size", "8", "--epochs", "2", *flags]
+    assert main(["jigsaw", "train", "--run-dir", str(tmp_path), *args]) == 0
+    task = pretrained.load_model(tmp_path)[0]
+    assert (task.loss_exponent, task.augment_shift) == (exponent, shift)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    second = lr / 2 if schedule == "cosine" else lr  # per-epoch cosine over 2 epochs
+    assert [row["lr"] for row in rows] == pytest.approx([lr, second])

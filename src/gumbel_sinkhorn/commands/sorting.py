@@ -7,7 +7,6 @@ gumbel-sinkhorn sorting figure --pretrained sort-15 --output docs/sorting.png
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint, pretrained
-from ..cli import UsageError
+from ..cli import HelpFormatter, UsageError
 from ..data.numbers import KINDS, Distribution, sample_lists
 from ..distributed import is_main_process
 from ..figures import sorting_matrices
@@ -183,7 +182,7 @@ def register(commands) -> None:
     p = actions.add_parser(
         "train",
         help="train a sorting network",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Train on fresh lists from U(--low, --high) every step; after each epoch, "
         "evaluate on held-out lists from the same range and write a checkpoint.",
     )
