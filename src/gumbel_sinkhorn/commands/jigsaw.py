@@ -186,6 +186,9 @@ def solve(args) -> int:
 # -- demo ---------------------------------------------------------------------------------------
 
 DEMO_TRAIN_SIZE = 20_000
+# The recipe of --model ours without the shift augmentation, which pays off only in longer runs
+# (2 epochs of MNIST 3x3: prop_exact 0.9423 without, 0.9373 with; lr 2e-3, exponent 1: 0.9303).
+DEMO_TRAINING = {**TRAINING["ours"], "augment_shift": 0}
 EXPLAIN = """\
   kendall_tau     rank agreement of predicted and true piece order (1 = identical)
   prop_wrong      share of pieces placed at a wrong index
@@ -210,13 +213,20 @@ def demo_task(args) -> JigsawTask:
             "Running the demo on the 1,797 8x8 handwritten digits embedded in the package "
             "instead (upscaled to 16x16, 2x2 puzzles): no download needed.\n"
         )
-        return JigsawTask(dataset="digits", grid=2, image_size=16, train_size=args.train_size)
+        return JigsawTask(
+            dataset="digits",
+            grid=2,
+            image_size=16,
+            train_size=args.train_size,
+            loss_exponent=DEMO_TRAINING["loss_exponent"],
+        )
     return JigsawTask(
         dataset="mnist",
         grid=3,
         data_root=args.data_root,
         train_size=args.train_size,
         model=dict(DEFAULT_MODEL),
+        loss_exponent=DEMO_TRAINING["loss_exponent"],
     )
 
 
@@ -240,8 +250,8 @@ def demo(args) -> int:
         task,
         run_dir,
         epochs=epochs,
-        lr=2e-3,
-        lr_schedule="cosine",
+        lr=DEMO_TRAINING["lr"],
+        lr_schedule=DEMO_TRAINING["lr_schedule"],
         seed=args.seed,
         progress=not args.quiet,
     )
