@@ -265,3 +265,49 @@ def test_backward_leaves_the_output_alone():
         kept = P.detach().clone()
         P.pow(2).sum().backward()
         assert torch.equal(P.detach(), kept)
+
+
+@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
+@pytest.mark.parametrize("log", [False, True])
+def test_the_differentiable_backward_gives_the_fast_backward_s_gradient(backward, log):
+    # create_graph=True takes another path (autograd through recomputed iterations): same result
+    fn = log_sinkhorn if log else sinkhorn
+    sizes = (torch.tensor([4, 2, 3]), torch.tensor([6, 5, 3]))
+    for tau, options in ((1.0, {"tol": 1e-12}), (0.05, {}), (0.7, {"sizes": sizes})):
+        x, w = randn(3, 4, 6, seed=24), randn(3, 4, 6, seed=25)
+        x = x.requires_grad_()
+        out = fn(x, 300, tau=tau, backward=backward, **options)
+        loss = (torch.where(out.isfinite(), out, 0.0) * w).sum()
+        (fast,) = torch.autograd.grad(loss, x, retain_graph=True)
+        (graph,) = torch.autograd.grad(loss, x, create_graph=True)
+        assert graph.requires_grad
+        torch.testing.assert_close(graph, fast, atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_second_derivatives_pass_gradgradcheck(log):
+    fn = log_sinkhorn if log else sinkhorn
+    x = randn(2, 4, 4, seed=20).requires_grad_()
+    rect = randn(2, 3, 5, seed=21).requires_grad_()
+    sizes = torch.tensor([4, 3])
+    # the unrolled gradient, differentiated again (tau 1 and 0.05, padding, a rectangle)
+    for tau in (1.0, 0.05):
+        assert torch.autograd.gradgradcheck(lambda t, tau=tau: fn(t, 12, tau=tau), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: fn(t, 12, tau=0.7, sizes=sizes), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: fn(t, 12), (rect,))
+    # the implicit gradient at convergence
+    assert torch.autograd.gradgradcheck(converged(fn, tau=0.7, backward="implicit"), (x,))
+    assert torch.autograd.gradgradcheck(converged(fn, backward="implicit"), (rect,))
+
+
+def test_gumbel_sinkhorn_has_second_derivatives():
+    x = randn(3, 5, 5, seed=22).requires_grad_()
+
+    def sample(t):
+        return gumbel_sinkhorn(t, tau=0.5, generator=torch.Generator().manual_seed(0))
+
+    assert torch.autograd.gradgradcheck(sample, (x,))
+    # a gradient penalty: d/dx |d loss/dx|^2 runs and is finite
+    (grad,) = torch.autograd.grad((sample(x) * randn(3, 5, 5, seed=23)).sum(), x, create_graph=True)
+    grad.square().sum().backward()
+    assert x.grad.isfinite().all() and x.grad.abs().sum() > 0

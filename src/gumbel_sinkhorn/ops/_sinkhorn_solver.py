@@ -185,6 +185,13 @@ def _log_chunk(problem: Problem, g: torch.Tensor, steps: int, record: bool):
     return chunk, f, g
 
 
+def log_iterations(problem: Problem, n_iter: int) -> torch.Tensor:
+    """``log P`` after ``n_iter`` plain log-domain iterations: differentiable by autograd."""
+    g = problem.x.new_zeros(problem.x.shape[0], problem.x.shape[-1])
+    _, f, g = _log_chunk(problem, g, n_iter, record=False)
+    return Solution(problem, f, g, n_iter, None, [], None).log_plan()
+
+
 def _row_error(problem: Problem, row_sums: torch.Tensor) -> torch.Tensor:
     """Largest ``|row sum - mass|`` over each item's rows (columns are exact after a step)."""
     target = 1.0 if problem.a is None else problem.a

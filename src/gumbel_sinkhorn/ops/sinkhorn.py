@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _checks
 from ._sinkhorn_implicit import implicit_grad
 from ._sinkhorn_problem import build, size_mask
-from ._sinkhorn_solver import Solution, reverse, solve
+from ._sinkhorn_solver import Solution, log_iterations, reverse, solve
 
 BACKWARDS = ("unrolled", "implicit")
 # The tolerance that ``SinkhornInfo.converged`` is judged against when no ``tol`` is given.
@@ -68,7 +67,8 @@ def log_sinkhorn(
       ``-inf`` scores act like a masked-out entry.
     - ``backward``: ``"unrolled"`` differentiates the ``n_iter`` iterations exactly;
       ``"implicit"`` differentiates the fixed point (exact at convergence, memory and time
-      independent of ``n_iter``).
+      independent of ``n_iter``). Both have second derivatives (``create_graph=True``, e.g. for
+      a gradient penalty): that backward recomputes the iterations under autograd, slower.
     - ``return_info``: also return a ``SinkhornInfo`` (iterations run, error, converged flag).
 
     Maths: with ``X = log_alpha / tau``, alternately ``X -= logsumexp(X, -1)`` (rows) and
@@ -244,21 +244,56 @@ class _SinkhornFunction(torch.autograd.Function):
         ctx.settings, ctx.n_rows = settings, problem.n_rows
         if ctx.needs_input_grad[0]:
             ctx.solution = solution if unrolled else None
+            ctx.mask, ctx.n_iter = mask, solution.n_iter
             plan = None if unrolled else (full if not settings.log else solution.plan())
-            ctx.save_for_backward(out, plan, log_alpha)  # log_alpha: version check only
+            ctx.save_for_backward(out, plan, log_alpha)
         return out.to(log_alpha.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
-        out, plan, _ = ctx.saved_tensors
+        out, plan, log_alpha = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable too
+            return _differentiable_grad(ctx, log_alpha, grad_out), None, None, None
         grad = grad_out.to(out.dtype)
         # the gradient with respect to log P; 0 where P is exactly 0
         grad = torch.where(out > float("-inf"), grad, 0.0) if ctx.settings.log else grad * out
-        rows = (plan if plan is not None else ctx.solution.problem.x).shape[-2]
-        if rows > ctx.n_rows:  # the slack row is not an output: its gradient is 0
-            grad = torch.cat([grad, grad.new_zeros(grad.shape[0], 1, grad.shape[-1])], dim=-2)
+        grad = _pad_rows(grad, (plan if plan is not None else ctx.solution.problem.x).shape[-2])
         dx = reverse(ctx.solution, grad) if plan is None else implicit_grad(plan, grad)
         if ctx.settings.tau != 1:
             dx.div_(ctx.settings.tau)
         return dx[:, : ctx.n_rows].to(grad_out.dtype), None, None, None
+
+
+def _differentiable_grad(ctx, log_alpha: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """The backward's result computed with autograd-tracked operations, for double backward.
+
+    The forward is recomputed from ``log_alpha`` by the same number of log-domain iterations (the
+    same function as the fast solver's); the unrolled gradient is autograd's through them, the
+    implicit one ``implicit_grad`` on the recomputed plan. Slow and memory-hungry, like any
+    differentiation through the iterations, but exact: higher derivatives exist as they should.
+    """
+    settings = ctx.settings
+    work = torch.float64 if log_alpha.dtype == torch.float64 else torch.float32
+    with torch.enable_grad():
+        scores = log_alpha.to(work)
+        problem = build(scores / settings.tau if settings.tau != 1 else scores, ctx.mask)
+        log_plan = log_iterations(problem, ctx.n_iter)
+        out = log_plan[:, : ctx.n_rows]
+        grad = grad_out.to(work)
+        if settings.log:
+            grad = torch.where(out > float("-inf"), grad, 0.0)
+        if settings.backward == "unrolled":
+            result = out if settings.log else out.exp()
+            (dx,) = torch.autograd.grad(result, log_alpha, grad, create_graph=True)
+            return dx
+        grad_log_plan = _pad_rows(grad if settings.log else grad * out.exp(), log_plan.shape[-2])
+        dx = implicit_grad(log_plan.exp(), grad_log_plan)[:, : ctx.n_rows]
+        return (dx / settings.tau if settings.tau != 1 else dx).to(grad_out.dtype)
+
+
+def _pad_rows(grad: torch.Tensor, rows: int) -> torch.Tensor:
+    """``grad`` with zero rows appended up to ``rows``: the slack row is not an output."""
+    missing = rows - grad.shape[-2]
+    if not missing:
+        return grad
+    return torch.cat([grad, grad.new_zeros(grad.shape[0], missing, grad.shape[-1])], dim=-2)
