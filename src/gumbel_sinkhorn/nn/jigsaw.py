@@ -219,7 +219,9 @@ class _FlattenChannelsLast(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _FlattenGradChannelsLast.apply(x)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _FlattenGradChannelsLast.apply(x)
+        return x.flatten(1)  # inference: plain ops, so tracing and export see no custom function
 
 
 class _FlattenGradChannelsLast(torch.autograd.Function):
