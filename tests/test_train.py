@@ -48,7 +48,7 @@ def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, line_task):
     fit(line_task, tmp_path, epochs=1, lr=0.1, progress=False)
     with pytest.raises(ValueError, match="already holds a run"):
         fit(line_task, tmp_path, epochs=2, lr=0.1, progress=False)
-    with pytest.raises(ValueError, match="another experiment"):
+    with pytest.raises(ValueError, match="another experiment: batches: the run has 10, now 2"):
         fit(LineTask(batches=2), tmp_path, epochs=2, lr=0.1, resume=True, progress=False)
 
 

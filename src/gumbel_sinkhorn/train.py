@@ -98,10 +98,16 @@ def _lr_factor(schedule: str | None, epochs: int):
 
 def _resume_state(path: Path, task: Task, seed: int) -> dict[str, Any]:
     state = checkpoint.load(path, "checkpoint")
-    if state["task"] != task.name or state["config"] != task.config():
+    if state["task"] != task.name:
         raise ValueError(
-            f"{path} was written for another experiment ({state['task']}, {state['config']}); "
-            f"resume with the same options or use a new run folder"
+            f"{path} was written for another experiment ({state['task']}, not {task.name}); "
+            "use a new run folder"
+        )
+    changed = _differences(state["config"], task.config())
+    if changed:
+        raise ValueError(
+            f"{path} was written for another experiment: {'; '.join(changed)}. Resume with the "
+            "run's options or use a new run folder"
         )
     if state["seed"] != seed:
         raise ValueError(
@@ -109,6 +115,18 @@ def _resume_state(path: Path, task: Task, seed: int) -> dict[str, Any]:
             f"(got {seed}) or use a new run folder"
         )
     return state
+
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """``"key: run value, now value"`` for each option that differs (nested dicts flattened)."""
+    out = []
+    for key in sorted(saved.keys() | now.keys(), key=str):
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: the run has {a!r}, now {b!r}")
+    return out
 
 
 class _StopSignals:

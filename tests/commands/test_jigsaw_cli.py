@@ -25,7 +25,7 @@ def test_train_writes_a_complete_run(run_dir):
     assert set(METRICS) <= set(row)
 
 
-def test_resume_continues_the_run(run_dir, tmp_path):
+def test_resume_continues_the_run(run_dir, tmp_path, capsys):
     import shutil
 
     copy = tmp_path / "copy"
@@ -34,6 +34,10 @@ def test_resume_continues_the_run(run_dir, tmp_path):
     args[args.index("--epochs") + 1] = "2"
     assert main(args) == 0
     assert len((copy / "metrics.jsonl").read_text().splitlines()) == 2
+    args[args.index("--epochs") + 1] = "3"
+    assert main([*args, "--hidden", "8", "--augment-shift", "0"]) == 2  # says what differs
+    error = capsys.readouterr().err
+    assert "augment_shift: the run has 1, now 0; model.hidden: the run has 16, now 8" in error
 
 
 def test_evaluate_prints_a_table_and_writes_json(run_dir, tmp_path, capsys):
