@@ -83,6 +83,7 @@ def test_help_documents_every_option(capsys):
             main(["jigsaw", action, "--help"])
         text = capsys.readouterr().out
         assert "--data-root" in text and "show this help" in text
+        assert "(default: None)" not in text  # unset options are explained, not shown as None
 
 
 @pytest.mark.parametrize(
