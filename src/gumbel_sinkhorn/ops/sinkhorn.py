@@ -231,9 +231,7 @@ class _SinkhornFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_alpha, mask, settings: _Settings, report: list):
-        work = torch.float64 if log_alpha.dtype == torch.float64 else torch.float32
-        scores = log_alpha.to(work)
-        problem = build(scores / settings.tau if settings.tau != 1 else scores, mask)
+        problem = _problem(log_alpha, mask, settings)
         unrolled = settings.backward == "unrolled"
         solution = solve(
             problem, settings.n_iter, tol=settings.tol, record=unrolled and ctx.needs_input_grad[0]
@@ -273,13 +271,10 @@ def _differentiable_grad(ctx, log_alpha: torch.Tensor, grad_out: torch.Tensor) -
     differentiation through the iterations, but exact: higher derivatives exist as they should.
     """
     settings = ctx.settings
-    work = torch.float64 if log_alpha.dtype == torch.float64 else torch.float32
     with torch.enable_grad():
-        scores = log_alpha.to(work)
-        problem = build(scores / settings.tau if settings.tau != 1 else scores, ctx.mask)
-        log_plan = log_iterations(problem, ctx.n_iter)
+        log_plan = log_iterations(_problem(log_alpha, ctx.mask, settings), ctx.n_iter)
         out = log_plan[:, : ctx.n_rows]
-        grad = grad_out.to(work)
+        grad = grad_out.to(out.dtype)
         if settings.log:
             grad = torch.where(out > float("-inf"), grad, 0.0)
         if settings.backward == "unrolled":
@@ -289,6 +284,13 @@ def _differentiable_grad(ctx, log_alpha: torch.Tensor, grad_out: torch.Tensor) -
         grad_log_plan = _pad_rows(grad if settings.log else grad * out.exp(), log_plan.shape[-2])
         dx = implicit_grad(log_plan.exp(), grad_log_plan)[:, : ctx.n_rows]
         return (dx / settings.tau if settings.tau != 1 else dx).to(grad_out.dtype)
+
+
+def _problem(log_alpha: torch.Tensor, mask, settings: _Settings):
+    """The solver's problem for ``log_alpha / tau`` (float16 and bfloat16 in float32)."""
+    work = torch.float64 if log_alpha.dtype == torch.float64 else torch.float32
+    scores = log_alpha.to(work)
+    return build(scores / settings.tau if settings.tau != 1 else scores, mask)
 
 
 def _pad_rows(grad: torch.Tensor, rows: int) -> torch.Tensor:
