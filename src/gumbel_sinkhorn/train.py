@@ -89,11 +89,11 @@ def to_device(batch, device: torch.device):
 
 
 def _lr_factor(schedule: str | None, epochs: int):
-    if schedule is None:
+    if schedule is None or schedule == "none":
         return lambda epoch: 1.0
     if schedule == "cosine":
         return lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-    raise ValueError(f"lr_schedule must be None or 'cosine', got {schedule!r}")
+    raise ValueError(f"lr_schedule must be None, 'none' or 'cosine', got {schedule!r}")
 
 
 def _resume_state(path: Path, task: Task, seed: int) -> dict[str, Any]:

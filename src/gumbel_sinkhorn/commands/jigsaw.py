@@ -91,7 +91,7 @@ def train(args) -> int:
         seed=args.seed,
         resume=args.resume,
         progress=not args.quiet,
-        lr_schedule=None if training["lr_schedule"] == "none" else training["lr_schedule"],
+        lr_schedule=training["lr_schedule"],
         save_every=args.save_every,
     )
     if not is_main_process():  # under torchrun: rank 0 alone writes weights and figures

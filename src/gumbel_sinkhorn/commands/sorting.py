@@ -56,7 +56,7 @@ def train(args) -> int:
         resume=args.resume,
         progress=not args.quiet,
         device=args.device,
-        lr_schedule=None if args.lr_schedule == "none" else args.lr_schedule,
+        lr_schedule=args.lr_schedule,
     )
     seconds = time.perf_counter() - start
     final = history[-1]
