@@ -32,25 +32,26 @@ TRAINING = {
 # -- train --------------------------------------------------------------------------------------
 
 
+# the model options the command line can set (the presets also fix g2_bias and n_heads)
+MODEL_FLAGS = (
+    "hidden",
+    "kernel",
+    "n_conv",
+    "pool",
+    "n_context",
+    "d_model",
+    "tau",
+    "n_iter",
+    "n_samples",
+    "noise_factor",
+    "input_power",
+)
+
+
 def model_options(args) -> dict:
     """The model options from the command line: a preset, then the explicit overrides."""
-    options = dict(TUTORIAL_MODEL if args.model == "tutorial" else DEFAULT_MODEL)
-    for key in (
-        "hidden",
-        "kernel",
-        "n_conv",
-        "pool",
-        "n_context",
-        "d_model",
-        "tau",
-        "n_iter",
-        "n_samples",
-        "noise_factor",
-        "input_power",
-    ):
-        value = getattr(args, key)
-        if value is not None:
-            options[key] = value
+    preset = TUTORIAL_MODEL if args.model == "tutorial" else DEFAULT_MODEL
+    options = _overridden(preset, args, MODEL_FLAGS)
     if options["input_power"] == 0:  # --input-power 0: no power channels
         options["input_power"] = None
     return options
@@ -58,9 +59,13 @@ def model_options(args) -> dict:
 
 def training_options(args) -> dict:
     """lr, lr_schedule, loss_exponent, augment_shift: the preset's, then the explicit ones."""
-    options = dict(TRAINING[args.model])
-    options.update({k: getattr(args, k) for k in options if getattr(args, k) is not None})
-    return options
+    return _overridden(TRAINING[args.model], args, TRAINING[args.model])
+
+
+def _overridden(preset: dict, args, flags) -> dict:
+    """``preset`` with each of ``flags`` replaced by its command-line value where one was given."""
+    given = {key: getattr(args, key) for key in flags}
+    return {**preset, **{key: value for key, value in given.items() if value is not None}}
 
 
 def train(args) -> int:
