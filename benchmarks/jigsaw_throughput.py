@@ -18,6 +18,7 @@ unless ``--threads``).
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 import torch
@@ -102,6 +103,32 @@ def our_steps(task, steps):
     return run, sum(p.numel() for p in model.parameters())
 
 
+def step_parts(task, steps: int) -> dict[str, float]:
+    """Milliseconds per training step in each part of ours (best of two passes of ``steps``)."""
+    model = task.build_model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    names = ("batching", "forward", "backward", "adam")
+    best = dict.fromkeys(names, float("inf"))
+    for _ in range(2):
+        batches, spent = iter(task.train_batches(0, torch.Generator().manual_seed(0))), [0.0] * 4
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            t1 = time.perf_counter()
+            loss = task.loss(model, batch)
+            t2 = time.perf_counter()
+            optimizer.zero_grad()
+            loss.backward()
+            t3 = time.perf_counter()
+            optimizer.step()
+            t4 = time.perf_counter()
+            steps_dt = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+            spent = [total + dt for total, dt in zip(spent, steps_dt, strict=True)]
+        for name, seconds in zip(names, spent, strict=True):
+            best[name] = min(best[name], 1e3 * seconds / steps)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[2, 3, 4, 6])
@@ -109,6 +136,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both pipelines")
+    parser.add_argument(
+        "--parts", action="store_true", help="also time each part of our step (ms per step)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_images = args.steps * args.batch
@@ -136,6 +166,9 @@ def main() -> None:
             f" {rates[3]:>13.0f}",
             flush=True,
         )
+        if args.parts:
+            parts = step_parts(task, args.steps)
+            print("      ours, ms per step: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
 
 
 if __name__ == "__main__":
