@@ -204,6 +204,20 @@ def test_half_precision_round_trip(dtype):
     assert x.grad.dtype == dtype and x.grad.isfinite().all()
 
 
+@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
+def test_autocast_does_not_lower_the_solver_precision(backward):
+    # under autocast the solver's bmm would run in bfloat16: column sums off by ~5e-3
+    x = randn(8, 6, 6, seed=21, dtype=torch.float32, scale=3.0)
+    weights = randn(8, 6, 6, seed=22, dtype=torch.float32)
+    for fn in (sinkhorn, log_sinkhorn):
+        expected = grad_of(lambda t, fn=fn: fn(t, 50, tau=0.5, backward=backward), x, weights)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = grad_of(lambda t, fn=fn: fn(t, 50, tau=0.5, backward=backward), x, weights)
+        for a, b in zip(got, expected, strict=True):
+            assert a.dtype == torch.float32
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
 def test_gumbel_sinkhorn_passes_the_options_through():
     x = randn(2, 5, 5, seed=20)
     gen = torch.Generator().manual_seed(0)
