@@ -12,7 +12,7 @@ log-domain Sinkhorn that renormalises the whole matrix every half-step, one Gumb
 scramble), ``SinkhornPieceNet`` in the tutorial's configuration (the same 7,168 parameters at
 2x2: pieces folded into the batch, one g1 call), ``gumbel_sinkhorn.ops``, the task's loss. Both
 run in this process on the same images, alternating, best of ``--repeat`` timings (1 thread
-unless ``--threads``).
+unless ``--threads``). "ours bf16": the same with ``--precision bfloat16`` (fit's autocast).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from _measure import interleaved_best
 from bench_data import loop_puzzles
 from gumbel_sinkhorn.data import fit_to_grid
 from gumbel_sinkhorn.tasks.jigsaw import TUTORIAL_MODEL, JigsawTask
-from gumbel_sinkhorn.train import adam
+from gumbel_sinkhorn.train import adam, autocast
 
 
 class LoopSinkhornConvNet(nn.Module):
@@ -88,15 +88,17 @@ def tutorial_steps(raw, grid, steps, batch):
     return run, sum(p.numel() for p in model.parameters())
 
 
-def our_steps(task, steps):
+def our_steps(task, steps, precision="float32"):
+    cpu = torch.device("cpu")
     model = task.build_model().train()
-    optimizer = adam(model.parameters(), 1e-4, torch.device("cpu"))  # the one fit uses
+    optimizer = adam(model.parameters(), 1e-4, cpu)  # the one fit uses
     generator = torch.Generator().manual_seed(0)
 
     def run():
         batches = iter(task.train_batches(0, generator))
         for _ in range(steps):
-            loss = task.loss(model, next(batches))
+            with autocast(cpu, precision):  # as in fit
+                loss = task.loss(model, next(batches))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -149,7 +151,7 @@ def main() -> None:
     )
     print(
         f"{'grid':>5} {'params':>8} {'tutorial':>10} {'ours':>10} {'speed-up':>9}"
-        f" {'ours+context':>13}"
+        f" {'ours bf16':>10} {'speed-up':>9} {'ours+context':>13}"
     )
     for grid in args.grids:
         config = dict(grid=grid, images_per_batch=args.batch, train_size=n_images, test_size=1)
@@ -157,14 +159,19 @@ def main() -> None:
         raw = fit_to_grid(task.dataset_split("train").images, grid)  # the same padded images
         theirs, n_theirs = tutorial_steps(raw, grid, args.steps, args.batch)
         ours, n_ours = our_steps(task, args.steps)
-        context, _ = our_steps(JigsawTask(**config), args.steps)
         assert n_theirs == n_ours, (n_theirs, n_ours)
-        best = interleaved_best({"theirs": theirs, "ours": ours, "context": context}, args.repeat)
-        t_theirs, t_ours, t_context = best["theirs"], best["ours"], best["context"]
-        rates = (n_images / t_theirs, n_images / t_ours, t_theirs / t_ours, n_images / t_context)
+        contenders = {
+            "theirs": theirs,
+            "ours": ours,
+            "bf16": our_steps(task, args.steps, "bfloat16")[0],
+            "context": our_steps(JigsawTask(**config), args.steps)[0],
+        }
+        best = interleaved_best(contenders, args.repeat)
+        rate = {name: n_images / seconds for name, seconds in best.items()}
         print(
-            f"{grid}x{grid:<3} {n_ours:>8,} {rates[0]:>10.0f} {rates[1]:>10.0f} {rates[2]:>8.1f}x"
-            f" {rates[3]:>13.0f}",
+            f"{grid}x{grid:<3} {n_ours:>8,} {rate['theirs']:>10.0f} {rate['ours']:>10.0f}"
+            f" {rate['ours'] / rate['theirs']:>8.1f}x {rate['bf16']:>10.0f}"
+            f" {rate['bf16'] / rate['theirs']:>8.1f}x {rate['context']:>13.0f}",
             flush=True,
         )
         if args.parts:

@@ -111,3 +111,28 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
+
+
+class DtypeSpy(LineTask):
+    """Records the dtype of the model's output in each training step's forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = set()
+
+    def loss(self, model, batch):
+        x, y = batch
+        out = model(x)
+        self.dtypes.add(out.dtype)
+        return torch.nn.functional.mse_loss(out.float(), y)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_precision_sets_the_dtype_of_the_training_forward(tmp_path, precision):
+    task = DtypeSpy()
+    history = fit(task, tmp_path, epochs=8, lr=0.1, progress=False, precision=precision)
+    assert task.dtypes == {getattr(torch, precision)}
+    assert history[-1]["mse"] < 0.02  # it still learns; evaluation runs in float32
+    assert all(v.dtype == torch.float32 for v in weights(tmp_path).values())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        fit(task, tmp_path / "other", epochs=1, lr=0.1, progress=False, precision="float16")

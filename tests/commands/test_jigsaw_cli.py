@@ -171,3 +171,18 @@ def test_each_preset_trains_with_its_recipe_unless_told_otherwise(
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     second = lr / 2 if schedule == "cosine" else lr  # per-epoch cosine over 2 epochs
     assert [row["lr"] for row in rows] == pytest.approx([lr, second])
+
+
+def test_device_and_precision_reach_the_training_loop(tmp_path, monkeypatch):
+    from gumbel_sinkhorn import train
+
+    seen, real_fit = {}, train.fit
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spy)
+    flags = ["--train-size", "64", "--test-size", "8", "--device", "cpu", "--precision", "bfloat16"]
+    assert main(["jigsaw", "train", "--run-dir", str(tmp_path), *TINY, *flags]) == 0
+    assert (seen["device"], seen["precision"]) == ("cpu", "bfloat16")

@@ -19,6 +19,7 @@ from ..cli import HelpFormatter, UsageError
 from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
 from ..distributed import is_main_process
 from ..tasks.jigsaw import DEFAULT_MODEL, METRICS, TUTORIAL_MODEL, JigsawTask
+from ..train import PRECISIONS
 
 CURVES = ("kendall_tau", "prop_exact", "prop_wrong")
 # How each --model preset is trained unless the command line says otherwise: ours with the recipe
@@ -98,6 +99,8 @@ def train(args) -> int:
         progress=not args.quiet,
         lr_schedule=training["lr_schedule"],
         save_every=args.save_every,
+        device=args.device,
+        precision=args.precision,
     )
     if not is_main_process():  # under torchrun: rank 0 alone writes weights and figures
         return 0
@@ -457,6 +460,14 @@ def register(commands) -> None:
         metavar="WEIGHTS",
         help="start from these weights (shipped name, weights file or run folder; same "
         "grid and model options): a warm start",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="float32",
+        help="bfloat16: training forward passes under autocast, faster on hardware with "
+        "bfloat16 units (recent GPUs, CPUs with AVX512-BF16 or AMX)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train)
