@@ -42,9 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def given_options(argv: list[str]) -> set[str]:
+    """The destinations of the options that ``argv`` itself sets (rather than their defaults).
+
+    >>> sorted(given_options(["sorting", "train", "--run-dir", "r", "--n", "5"]) & {"n", "lr"})
+    ['n']
+    """
+    parser = build_parser()
+    _drop_defaults(parser)
+    return set(vars(parser.parse_args(argv)))
+
+
+def _drop_defaults(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _drop_defaults(command)
+        else:
+            action.default = argparse.SUPPRESS
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.given = given_options(argv)  # for --resume: what the user said, what a run remembers
     try:
         return args.func(args) or 0
     except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError) as err:

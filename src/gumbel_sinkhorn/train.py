@@ -114,6 +114,12 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype, enabled=dtype is not None)
 
 
+def saved_options(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``options`` that :func:`fit` kept in ``run_dir``'s checkpoint (empty if none were)."""
+    state = checkpoint.load(Path(run_dir) / "checkpoint.pt", "checkpoint")
+    return dict(state.get("options") or {})
+
+
 def _lr_factor(schedule: str | None, epochs: int):
     if schedule is None or schedule == "none":
         return lambda epoch: 1.0
@@ -202,6 +208,7 @@ def fit(
     device: str | torch.device | None = None,
     save_every: int | None = None,
     precision: str = "float32",
+    options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``task``'s model for ``epochs`` epochs; return one dict of numbers per epoch.
 
@@ -221,6 +228,9 @@ def fit(
     Sinkhorn operator still solves in float32). Faster where the hardware has bfloat16 units
     (recent GPUs; CPUs with AVX512-BF16 or AMX), slower where it must be emulated.
     Evaluation stays in float32.
+
+    ``options``: what launched the run (the command line's, say), kept in every checkpoint as
+    given: :func:`saved_options` reads them back, so a resume can reuse them.
     """
     epochs = _checks.count(epochs, "epochs")
     lr = _checks.positive(lr, "lr")
@@ -232,8 +242,8 @@ def fit(
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     run_dir = Path(run_dir)
     with distributed.cluster(device) as here, _StopSignals() as stop:
-        options = dict(seed=seed, progress=progress and here.is_main, precision=precision)
-        loop = _Loop(task, run_dir, here, stop, **options)
+        settings = dict(seed=seed, progress=progress and here.is_main, precision=precision)
+        loop = _Loop(task, run_dir, here, stop, options=options, **settings)
         loop.start(lr, epochs, lr_schedule, resume)
         return loop.run(epochs, eval_every, grad_clip, save_every)
 
@@ -241,9 +251,10 @@ def fit(
 class _Loop:
     """The state of one :func:`fit` call: model, optimizer, history and the position in an epoch."""
 
-    def __init__(self, task, run_dir: Path, here, stop, *, seed: int, progress: bool, precision):
+    def __init__(self, task, run_dir: Path, here, stop, *, seed, progress, precision, options):
         self.task, self.run_dir, self.here, self.stop = task, run_dir, here, stop
         self.seed, self.progress, self.precision = seed, progress, precision
+        self.options = options
         self.ckpt_path = run_dir / "checkpoint.pt"
 
     def start(self, lr, epochs, lr_schedule, resume):
@@ -314,6 +325,7 @@ class _Loop:
             "history": self.history,
             "position": self.position,
             "seed": self.seed,
+            "options": self.options,
         }
         checkpoint.save(self.ckpt_path, "checkpoint", state)
 

@@ -32,9 +32,9 @@ def test_train_writes_checkpoint_metrics_and_weights(weights):
     assert task.name == "sorting" and task.n == 5 and metrics["train_seconds"] > 0
 
 
-def test_train_resume_continues(weights, capsys):
-    code, out, _ = run(capsys, "train", "--n", 5, "--epochs", 3, "--steps", 20, "--eval-lists", 50,
-                       "--run-dir", weights / "run", "--resume", "--quiet")
+def test_train_resume_continues_with_the_runs_options(weights, capsys):
+    code, out, _ = run(capsys, "train", "--epochs", 3, "--run-dir", weights / "run", "--resume",
+                       "--quiet")
     assert code == 0 and "trained 3 epochs" in out
     assert len((weights / "run" / "metrics.jsonl").read_text().splitlines()) == 3
 

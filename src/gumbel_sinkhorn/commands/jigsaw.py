@@ -20,6 +20,7 @@ from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
 from ..distributed import is_main_process
 from ..tasks.jigsaw import DEFAULT_MODEL, METRICS, TUTORIAL_MODEL, JigsawTask
 from ..train import PRECISIONS
+from ._runs import add_resume_option, resumed, run_options
 
 CURVES = ("kendall_tau", "prop_exact", "prop_wrong")
 # How each --model preset is trained unless the command line says otherwise: ours with the recipe
@@ -72,10 +73,9 @@ def _overridden(preset: dict, args, flags) -> dict:
 def train(args) -> int:
     from ..train import fit
 
+    args = resumed(args)
     training = training_options(args)
     run_dir = Path(args.run_dir)
-    if args.resume and not (run_dir / "checkpoint.pt").exists():
-        raise UsageError(f"--resume: {run_dir} has no checkpoint.pt to resume from")
     task = JigsawTask(
         dataset=args.dataset,
         grid=args.grid,
@@ -101,6 +101,7 @@ def train(args) -> int:
         save_every=args.save_every,
         device=args.device,
         precision=args.precision,
+        options=run_options(args),
     )
     if not is_main_process():  # under torchrun: rank 0 alone writes weights and figures
         return 0
@@ -382,7 +383,7 @@ def register(commands) -> None:
         help="how images whose side is not a multiple of the grid are fitted",
     )
     p.add_argument("--run-dir", required=True, metavar="DIR", help="where the run is written")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    add_resume_option(p)
     p.add_argument(
         "--save-every", type=int, metavar="STEPS", help="also checkpoint every STEPS batches"
     )

@@ -19,6 +19,7 @@ from ..data.numbers import KINDS, Distribution, sample_lists
 from ..distributed import is_main_process
 from ..figures import sorting_matrices
 from ..tasks.sorting import METRICS, MODELS, SortingTask, predict_positions, score
+from ._runs import add_resume_option, resumed, run_options
 
 
 def _task_from_args(args) -> SortingTask:
@@ -41,8 +42,7 @@ def _task_from_args(args) -> SortingTask:
 def train(args) -> int:
     from ..train import fit
 
-    if args.resume and not (Path(args.run_dir) / "checkpoint.pt").exists():
-        raise UsageError(f"--resume: {args.run_dir} has no checkpoint.pt to resume from")
+    args = resumed(args)
     task = _task_from_args(args)
     if args.weights:  # found out now, not after training
         checkpoint.writable_folder(Path(args.weights).parent)
@@ -57,6 +57,7 @@ def train(args) -> int:
         progress=not args.quiet,
         device=args.device,
         lr_schedule=args.lr_schedule,
+        options=run_options(args),
     )
     seconds = time.perf_counter() - start
     final = history[-1]
@@ -227,7 +228,7 @@ def register(commands) -> None:
     p.add_argument("--eval-lists", type=int, default=1000, help="held-out lists per evaluation")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--run-dir", required=True, help="folder for checkpoint.pt and metrics.jsonl")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    add_resume_option(p)
     p.add_argument(
         "--weights",
         metavar="PATH",
