@@ -15,6 +15,9 @@ The reverse pass differentiates exactly these iterations (the unrolled gradient)
 per-iteration vectors: every term of ``dL/dx`` has the form ``K * (l r^T)``, so a chunk's
 contribution is one batched matrix product, and memory does not grow with ``n_iter`` beyond
 vectors.
+
+Exponentials of whole matrices go through ``_exp`` (exact zeros for what underflows, without the
+CPU's slow path for it, which made low temperatures several times slower).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ._exp import exp_, logsumexp
 from ._sinkhorn_problem import Problem
 
 CHECK_EVERY = 10
@@ -61,7 +65,7 @@ class _Base:
 
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         if self.K is None:
-            self.K = torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2)).exp_()
+            self.K = exp_(torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2)))
         return self.K
 
 
@@ -107,7 +111,7 @@ class Solution:
     def plan(self) -> torch.Tensor:
         """``P`` (B, R, M); from the kernel when the last chunk ran in the scaling form."""
         if self.last is None:
-            return self.log_plan().exp()
+            return exp_(self.log_plan())
         base, u, v = self.last
         p = self.problem
         K = base.kernel(p.x)
@@ -177,8 +181,8 @@ def _log_chunk(problem: Problem, g: torch.Tensor, steps: int, record: bool):
     x = problem.x
     chunk = _Chunk(None, g)
     for _ in range(steps):
-        f = -torch.logsumexp(x + _plus(g, problem.log_b).unsqueeze(-2), dim=-1)
-        g = -torch.logsumexp(x + _plus(f, problem.log_a).unsqueeze(-1), dim=-2)
+        f = -logsumexp(x + _plus(g, problem.log_b).unsqueeze(-2), dim=-1)
+        g = -logsumexp(x + _plus(f, problem.log_a).unsqueeze(-1), dim=-2)
         if record:
             chunk.rows.append(f)
             chunk.cols.append(g)
@@ -205,7 +209,7 @@ def _scaling_error(problem: Problem, base: _Base, u: torch.Tensor, v: torch.Tens
 
 def _log_error(problem: Problem, f: torch.Tensor, g: torch.Tensor):
     x = problem.x
-    lse = torch.logsumexp(x + _plus(g, problem.log_b).unsqueeze(-2), dim=-1)
+    lse = logsumexp(x + _plus(g, problem.log_b).unsqueeze(-2), dim=-1)
     return _row_error(problem, torch.exp(_plus(f, problem.log_a) + lse))
 
 
@@ -278,10 +282,10 @@ def _log_chunk_reverse(problem, chunk, dx, df, dg):
     for f, g, g_before in zip(
         reversed(chunk.rows), reversed(chunk.cols), reversed(before), strict=False
     ):
-        Q = torch.exp(x + _plus(f, problem.log_a).unsqueeze(-1) + g.unsqueeze(-2))
+        Q = exp_(x + _plus(f, problem.log_a).unsqueeze(-1) + g.unsqueeze(-2))
         dx.addcmul_(Q, dg.unsqueeze(-2), value=-1.0)
         df = df - _mv(Q, dg)
-        R = torch.exp(x + f.unsqueeze(-1) + _plus(g_before, problem.log_b).unsqueeze(-2))
+        R = exp_(x + f.unsqueeze(-1) + _plus(g_before, problem.log_b).unsqueeze(-2))
         dx.addcmul_(R, df.unsqueeze(-1), value=-1.0)
         dg = -_vm(df, R)
         df = 0.0
