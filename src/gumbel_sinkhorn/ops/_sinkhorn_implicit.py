@@ -11,7 +11,9 @@ solved here by eliminating ``alpha`` and running conjugate gradient on the Schur
 right-hand side never touches): two batched matrix-vector products per step, never the dense
 ``(N + M)^2`` system. As ``P`` nears a permutation ``S`` becomes ill-conditioned: the solve runs in
 float64 on ``S + 1e-9 I`` with a bounded number of steps, so it stays finite and bounded there
-(exact to about 1e-9 relative elsewhere).
+(exact to about 1e-9 relative elsewhere), preconditioned by the inverse of its diagonal (at tau =
+1/30, (64, 100): 90 steps to 2e-10 of a dense solve, where plain conjugate gradient stopped at its
+220-step bound 2e-5 away).
 """
 
 from __future__ import annotations
@@ -36,31 +38,43 @@ def implicit_grad(plan: torch.Tensor, grad_log_plan: torch.Tensor) -> torch.Tens
     h_rows = H.sum(-1)
     rhs = H.sum(-2) - _vm(h_rows / rows, P)
     diagonal = cols + DAMPING
-    beta = _conjugate_gradient(lambda y: diagonal * y - _vm(_mv(P, y) / rows, P), rhs)
+    # S's own diagonal for the preconditioner (at least DAMPING, as in exact terms); it changes how
+    # fast the solve converges, not its solution, so no gradient flows through it
+    with torch.no_grad():
+        own = (diagonal - (P * P).div_(rows.unsqueeze(-1)).sum(-2)).clamp_(min=DAMPING)
+    beta = _conjugate_gradient(lambda y: diagonal * y - _vm(_mv(P, y) / rows, P), rhs, 1 / own)
     alpha = (h_rows - _mv(P, beta)) / rows
     grad = torch.addcmul(H, P, alpha.unsqueeze(-1) + beta.unsqueeze(-2), value=-1.0)
     return grad.to(grad_log_plan.dtype)
 
 
-def _conjugate_gradient(apply, rhs: torch.Tensor) -> torch.Tensor:
-    """Solve ``apply(y) = rhs`` for a batch (B, M) of symmetric semi-definite systems."""
+def _conjugate_gradient(apply, rhs: torch.Tensor, inverse_diagonal: torch.Tensor) -> torch.Tensor:
+    """Solve ``apply(y) = rhs`` for a batch (B, M) of symmetric semi-definite systems.
+
+    Conjugate gradient preconditioned by ``inverse_diagonal`` (Jacobi); each item stops once its
+    residual is below 1e-10 of its right-hand side.
+    """
     tol = 1e-10
     max_iter = 2 * rhs.shape[-1] + 20
     y = torch.zeros_like(rhs)
-    residual, direction = rhs.clone(), rhs.clone()
-    power = (residual * residual).sum(-1)
-    stop = (tol**2) * power
+    residual = rhs.clone()
+    direction = residual * inverse_diagonal
+    power = (residual * direction).sum(-1)
+    stop = (tol**2) * (residual * residual).sum(-1)
+    size = stop / tol**2
     for step in range(1, max_iter + 1):
         applied = apply(direction)
         curvature = (direction * applied).sum(-1)
-        ok = (curvature > 0) & (power > stop)
+        ok = (curvature > 0) & (size > stop)
         alpha = torch.where(ok, power / torch.where(ok, curvature, 1.0), 0.0)
         y = y + alpha.unsqueeze(-1) * direction
         residual = residual - alpha.unsqueeze(-1) * applied
-        new_power = (residual * residual).sum(-1)
-        if step % CHECK_EVERY == 0 and not bool((new_power > stop).any()):
+        size = (residual * residual).sum(-1)
+        if step % CHECK_EVERY == 0 and not bool((size > stop).any()):
             break
+        preconditioned = residual * inverse_diagonal
+        new_power = (residual * preconditioned).sum(-1)
         ratio = torch.where(power > 0, new_power / torch.where(power > 0, power, 1.0), 0.0)
-        direction = residual + ratio.unsqueeze(-1) * direction
+        direction = preconditioned + ratio.unsqueeze(-1) * direction
         power = new_power
     return y
