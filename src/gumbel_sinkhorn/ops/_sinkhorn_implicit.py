@@ -26,8 +26,15 @@ CHECK_EVERY = 10
 DAMPING = 1e-9  # Tikhonov term added to S (see implicit_grad)
 
 
-def implicit_grad(plan: torch.Tensor, grad_log_plan: torch.Tensor) -> torch.Tensor:
-    """``dL/dx`` (B, R, M) from the plan ``P`` and ``H = dL/dlog P`` (zero where ``P`` is 0)."""
+def implicit_grad(
+    plan: torch.Tensor, grad_log_plan: torch.Tensor, *, differentiable: bool = False
+) -> torch.Tensor:
+    """``dL/dx`` (B, R, M) from the plan ``P`` and ``H = dL/dlog P`` (zero where ``P`` is 0).
+
+    ``differentiable``: solve ``S`` densely (O(M^3)) instead of by conjugate gradient, so that
+    autograd differentiates the exact solution (second derivatives), not the steps of an
+    iteration whose stopping point moves with its input.
+    """
     # Near a permutation (low tau, large scores) S is nearly singular in many directions: alpha
     # and beta grow like 1 / (smallest coupling) while the gradient stays bounded, so the solve
     # runs in float64 and on S + DAMPING * I, which bounds them by |rhs| / DAMPING.
@@ -38,11 +45,13 @@ def implicit_grad(plan: torch.Tensor, grad_log_plan: torch.Tensor) -> torch.Tens
     h_rows = H.sum(-1)
     rhs = H.sum(-2) - _vm(h_rows / rows, P)
     diagonal = cols + DAMPING
-    # S's own diagonal for the preconditioner (at least DAMPING, as in exact terms); it changes how
-    # fast the solve converges, not its solution, so no gradient flows through it
-    with torch.no_grad():
+    if differentiable:
+        S = torch.diag_embed(diagonal) - P.mT @ (P / rows.unsqueeze(-1))
+        beta = torch.linalg.solve(S, rhs)
+    else:
+        # S's own diagonal for the preconditioner (at least DAMPING, as in exact terms)
         own = (diagonal - (P * P).div_(rows.unsqueeze(-1)).sum(-2)).clamp_(min=DAMPING)
-    beta = _conjugate_gradient(lambda y: diagonal * y - _vm(_mv(P, y) / rows, P), rhs, 1 / own)
+        beta = _conjugate_gradient(lambda y: diagonal * y - _vm(_mv(P, y) / rows, P), rhs, 1 / own)
     alpha = (h_rows - _mv(P, beta)) / rows
     grad = torch.addcmul(H, P, alpha.unsqueeze(-1) + beta.unsqueeze(-2), value=-1.0)
     return grad.to(grad_log_plan.dtype)

@@ -286,8 +286,9 @@ def _differentiable_grad(ctx, log_alpha: torch.Tensor, grad_out: torch.Tensor) -
 
     The forward is recomputed from ``log_alpha`` by the same number of log-domain iterations (the
     same function as the fast solver's); the unrolled gradient is autograd's through them, the
-    implicit one ``implicit_grad`` on the recomputed plan. Slow and memory-hungry, like any
-    differentiation through the iterations, but exact: higher derivatives exist as they should.
+    implicit one ``implicit_grad`` (with a dense solve) on the recomputed plan. Slow and
+    memory-hungry, like any differentiation through the iterations, but exact: higher derivatives
+    exist as they should.
     """
     settings = ctx.settings
     with torch.enable_grad():
@@ -301,7 +302,7 @@ def _differentiable_grad(ctx, log_alpha: torch.Tensor, grad_out: torch.Tensor) -
             (dx,) = torch.autograd.grad(result, log_alpha, grad, create_graph=True)
             return dx
         grad_log_plan = _pad_rows(grad if settings.log else grad * out.exp(), log_plan.shape[-2])
-        dx = implicit_grad(log_plan.exp(), grad_log_plan)[:, : ctx.n_rows]
+        dx = implicit_grad(log_plan.exp(), grad_log_plan, differentiable=True)[:, : ctx.n_rows]
         return (dx / settings.tau if settings.tau != 1 else dx).to(grad_out.dtype)
 
 
