@@ -1,4 +1,8 @@
-"""Argument checks shared by the public functions: errors say what was expected, and what came."""
+"""Argument checks shared by the public functions: errors say what was expected, and what came.
+
+Checks of values (NaN, indices out of range) need the data on the host: they run in eager mode
+and are skipped while ``torch.compile`` traces a function, so that it captures one graph.
+"""
 
 from __future__ import annotations
 
@@ -42,8 +46,8 @@ def finite_scores(
         )
     if n == 0 or m == 0:
         raise ValueError(f"{name} must have N >= 1, got shape {tuple(log_alpha.shape)}")
-    if log_alpha.device.type == "meta":
-        return False
+    if log_alpha.device.type == "meta" or torch.compiler.is_compiling():
+        return False  # no values to look at (meta), or none without breaking the graph
     # A finite sum proves every entry finite, without a full-size temporary; an overflowing sum
     # of finite entries falls through to the exact test.
     if bool(torch.isfinite(log_alpha.sum())) or bool(torch.isfinite(log_alpha).all()):
@@ -113,8 +117,8 @@ def permutation(perm, name: str = "perm") -> torch.Tensor:
 def indices(perm: torch.Tensor, n: int, name: str = "perm", *, bijective: bool = False) -> None:
     """Raise ValueError unless every value of ``perm`` is in ``[0, n)`` (and, if ``bijective``,
     each of them appears once along the last axis). One device-to-host copy of a flag."""
-    if perm.is_meta or perm.numel() == 0:
-        return
+    if perm.is_meta or perm.numel() == 0 or torch.compiler.is_compiling():
+        return  # values are checked in eager mode only: torch.compile would break its graph here
     outside = (perm < 0).any() | (perm >= n).any()
     repeats = torch.zeros((), dtype=torch.bool, device=perm.device)
     if bijective:
