@@ -136,3 +136,13 @@ def test_precision_sets_the_dtype_of_the_training_forward(tmp_path, precision):
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values())
     with pytest.raises(ValueError, match="precision must be one of"):
         fit(task, tmp_path / "other", epochs=1, lr=0.1, progress=False, precision="float16")
+
+
+def test_options_are_kept_in_the_checkpoint_for_resuming(tmp_path, line_task):
+    from gumbel_sinkhorn.train import saved_options
+
+    fit(line_task, tmp_path / "plain", epochs=1, lr=0.1, progress=False)
+    assert saved_options(tmp_path / "plain") == {}  # none given: a resume uses its own
+    options = {"grid": 4, "lr_schedule": None, "note": "x"}
+    fit(line_task, tmp_path / "kept", epochs=1, lr=0.1, progress=False, options=options)
+    assert saved_options(tmp_path / "kept") == options
