@@ -242,8 +242,10 @@ def fit(
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     run_dir = Path(run_dir)
     with distributed.cluster(device) as here, _StopSignals() as stop:
-        settings = dict(seed=seed, progress=progress and here.is_main, precision=precision)
-        loop = _Loop(task, run_dir, here, stop, options=options, **settings)
+        loop = _Loop(
+            task, run_dir, here, stop,
+            seed=seed, progress=progress and here.is_main, precision=precision, options=options,
+        )  # fmt: skip
         loop.start(lr, epochs, lr_schedule, resume)
         return loop.run(epochs, eval_every, grad_clip, save_every)
 
