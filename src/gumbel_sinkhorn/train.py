@@ -247,7 +247,12 @@ def fit(
             seed=seed, progress=progress and here.is_main, precision=precision, options=options,
         )  # fmt: skip
         loop.start(lr, epochs, lr_schedule, resume)
-        return loop.run(epochs, eval_every, grad_clip, save_every)
+        try:
+            return loop.run(epochs, eval_every, grad_clip, save_every)
+        finally:
+            # DistributedDataParallel's reducer holds the process group: it must go first, or
+            # destroying it after the group can hang in gloo's destructor (seen under torchrun)
+            loop.trained = None
 
 
 class _Loop:
