@@ -35,11 +35,6 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
     threads; batches with ``-inf`` entries (or without lapx) go to SciPy's
     ``linear_sum_assignment``, on threads. Both are exact: the total is the optimum.
     """
-    return _matching(log_alpha)
-
-
-@torch.compiler.disable  # a host-side solver: runs eagerly inside compiled models
-def _matching(log_alpha: torch.Tensor) -> torch.Tensor:
     finite = _checks.finite_scores(log_alpha, square=False, posinf=False)
     if log_alpha.is_meta:
         raise ValueError("matching needs the values of log_alpha: it cannot run on the meta device")

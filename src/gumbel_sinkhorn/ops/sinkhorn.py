@@ -139,7 +139,6 @@ class _Settings:
     log: bool
 
 
-@torch.compiler.disable  # data-dependent control flow: run eagerly inside compiled models
 def _sinkhorn(
     log_alpha,
     n_iter,
@@ -220,12 +219,10 @@ def _info(solution: Solution, batch_shape, tol) -> SinkhornInfo:
 
 
 def _warn(message: str) -> None:
-    """Warn at the first frame outside this package's ops and torch's wrappers around them
-    (``torch.compiler.disable``): the caller's line, once per call site by default."""
-    folders = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(torch.__file__))
-    inside = tuple(folder + os.sep for folder in folders)
+    """Warn at the first frame outside this package's ops (once per call site, by default)."""
+    here = os.path.dirname(os.path.abspath(__file__))
     frame, level = sys._getframe(1), 2
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
         frame, level = frame.f_back, level + 1
     warnings.warn(message, SinkhornConvergenceWarning, stacklevel=level)
 
