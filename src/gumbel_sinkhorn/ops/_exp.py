@@ -20,23 +20,29 @@ import torch
 FLOOR = {dtype: math.log(torch.finfo(dtype).tiny) + 0.5 for dtype in (torch.float32, torch.float64)}
 
 
-def _shift(dtype: torch.dtype) -> float:
-    """Twice exp(FLOOR): above what the clamped entries give, however exp rounds them."""
-    return 2 * math.exp(FLOOR[dtype])
+def _shift(floor: float) -> float:
+    """Twice exp(floor): above what the clamped entries give, however exp rounds them."""
+    return 2 * math.exp(floor)
 
 
-def exp_(t: torch.Tensor) -> torch.Tensor:
+def exp_(t: torch.Tensor, headroom: float = 0.0) -> torch.Tensor:
     """``t.exp_()``, with exact zeros below ~3e-38 (float32), at full speed (in place).
 
     >>> exp_(torch.tensor([0.0, -90.0, float("-inf")]))
     tensor([1., 0., 0.])
+
+    ``headroom``: raise the floor by this much (in log), so that the results can still be
+    multiplied by ``exp(-headroom)`` without reaching subnormal numbers, on which CPUs compute
+    slowly. The solver's kernel uses its bound on the scalings.
     """
-    return t.clamp_(min=FLOOR[t.dtype]).exp_().sub_(_shift(t.dtype)).clamp_(min=0.0)
+    floor = FLOOR[t.dtype] + headroom
+    return t.clamp_(min=floor).exp_().sub_(_shift(floor)).clamp_(min=0.0)
 
 
 def exp(t: torch.Tensor) -> torch.Tensor:
     """``exp_`` without changing ``t``, and differentiable by autograd."""
-    return (t.clamp(min=FLOOR[t.dtype]).exp() - _shift(t.dtype)).clamp(min=0.0)
+    floor = FLOOR[t.dtype]
+    return (t.clamp(min=floor).exp() - _shift(floor)).clamp(min=0.0)
 
 
 def logsumexp(t: torch.Tensor, dim: int) -> torch.Tensor:

@@ -65,7 +65,11 @@ class _Base:
 
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         if self.K is None:
-            self.K = exp_(torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2)))
+            # The headroom zeroes entries below ~2e-29 (float32): times scalings of at most
+            # e^limit each, they would add under 5e-12 to the plan; kept, their products with
+            # small scalings are subnormal numbers, which made the bmm 2x slower at tau = 1/30.
+            logits = torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2))
+            self.K = exp_(logits, headroom=_limit(x.dtype))
         return self.K
 
 
