@@ -1,11 +1,12 @@
 """The ops, the network and the training loop on every device this machine has.
 
-Here that is the CPU alone; on a machine with CUDA the same tests run there too, each result
-compared with the CPU's.
+Here that is the CPU alone; on a machine with CUDA the same tests run there too. References are
+computed independently on the CPU: the seed's formula in float64, SciPy's assignment solver.
 """
 
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment
 
 import gumbel_sinkhorn as gs
 from gumbel_sinkhorn.nn import SinkhornPieceNet
@@ -19,20 +20,30 @@ def scores(*shape, seed=0, scale=1.0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
 
 
+def seed_sinkhorn(x: torch.Tensor, n_iter: int) -> torch.Tensor:
+    """The seed's formula: alternate row and column log-normalisation (float64, autograd)."""
+    for _ in range(n_iter):
+        x = x - torch.logsumexp(x, -1, keepdim=True)
+        x = x - torch.logsumexp(x, -2, keepdim=True)
+    return x.exp()
+
+
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("backward", ["unrolled", "implicit"])
-@pytest.mark.parametrize("scale", [1.0, 30.0])  # 30: most exponentials underflow
-def test_sinkhorn_forward_and_backward_agree_with_the_cpu(device, backward, scale):
+@pytest.mark.parametrize(
+    "backward, scale",  # 30: most exponentials underflow (too slow to converge for the implicit)
+    [("unrolled", 1.0), ("unrolled", 30.0), ("implicit", 1.0)],
+)
+def test_sinkhorn_on_the_device_matches_the_seeds_formula(device, backward, scale):
     x, w = scores(6, 9, 9, scale=scale), scores(6, 9, 9, seed=1)
-
-    def run(on):
-        t = x.to(on).requires_grad_()
-        P = gs.sinkhorn(t, 30, backward=backward)
-        (P * w.to(on)).sum().backward()
-        return P.detach().cpu(), t.grad.cpu()
-
-    for a, b in zip(run(device), run("cpu"), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    n_iter = 30 if backward == "unrolled" else 3000  # implicit: the fixed point's gradient
+    t = x.to(device, copy=True).requires_grad_()
+    P = gs.sinkhorn(t, n_iter, backward=backward)
+    (P * w.to(device)).sum().backward()
+    t64 = x.double().requires_grad_()
+    P64 = seed_sinkhorn(t64, n_iter)
+    (P64 * w.double()).sum().backward()
+    torch.testing.assert_close(P.detach().cpu().double(), P64.detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(t.grad.cpu().double(), t64.grad, atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -49,7 +60,8 @@ def test_autocast_on_the_device_keeps_the_solver_in_float32(device):
 def test_matching_noise_and_permutations_stay_on_the_device(device):
     x = scores(5, 8, 8).to(device)
     perm = gs.matching(x)
-    assert perm.device == x.device and torch.equal(perm.cpu(), gs.matching(x.cpu()))
+    rows, cols = linear_sum_assignment(x.cpu().numpy()[0], maximize=True)
+    assert perm.device == x.device and perm[0].tolist() == cols.tolist()
     generator = torch.Generator(device).manual_seed(0)
     P = gs.gumbel_sinkhorn(x, tau=0.5, n_samples=3, generator=generator)
     assert P.device == x.device and P.shape == (3, 5, 8, 8)
