@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    args.given = given_options(argv)  # for --resume: what the user said, what a run remembers
+    args.argv = argv  # --resume asks given_options which options the user set
     try:
         return args.func(args) or 0
     except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError) as err:

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..cli import UsageError
+from ..cli import UsageError, given_options
 from ..train import saved_options
 
 # what belongs to one invocation rather than to the run
-PER_INVOCATION = ("run_dir", "resume", "quiet", "device", "func", "given")
+PER_INVOCATION = ("run_dir", "resume", "quiet", "device", "func", "argv")
 
 
 def add_resume_option(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +32,10 @@ def resumed(args: argparse.Namespace) -> argparse.Namespace:
     run_dir = Path(args.run_dir)
     if not (run_dir / "checkpoint.pt").exists():
         raise UsageError(f"--resume: {run_dir} has no checkpoint.pt to resume from")
-    given = getattr(args, "given", None)  # None: not parsed by cli.main, take args as they are
-    if given is None:
+    argv = getattr(args, "argv", None)  # None: not parsed by cli.main, take args as they are
+    if argv is None:
         return args
+    given = given_options(argv)
     kept = {k: v for k, v in saved_options(run_dir).items() if k not in given and hasattr(args, k)}
     return argparse.Namespace(**{**vars(args), **kept})
 
