@@ -69,8 +69,8 @@ def _conjugate_gradient(apply, rhs: torch.Tensor, inverse_diagonal: torch.Tensor
     residual = rhs.clone()
     direction = residual * inverse_diagonal
     power = (residual * direction).sum(-1)
-    stop = (tol**2) * (residual * residual).sum(-1)
-    size = stop / tol**2
+    size = (residual * residual).sum(-1)
+    stop = (tol**2) * size
     for step in range(1, max_iter + 1):
         applied = apply(direction)
         curvature = (direction * applied).sum(-1)
