@@ -111,16 +111,16 @@ class SinkhornPieceNet(nn.Module):
         self.g1 = nn.Sequential(*layers).to(memory_format=CHANNELS_LAST)
         if pool and (h < 2 or w < 2):
             raise ValueError(f"pooling needs pieces of at least 2x2 pixels, got {h}x{w}")
-        n_features = hidden * (h // 2) * (w // 2) if pool else hidden * h * w
+        features = (hidden, h // 2, w // 2) if pool else (hidden, h, w)
         if n_context == 0:
             self.context = nn.Identity()
-            self.g2 = nn.Linear(n_features, self.n_pieces, bias=g2_bias)
+            self.g2 = _ChannelsLastLinear(features, self.n_pieces, bias=g2_bias)
         else:
             layer = nn.TransformerEncoderLayer(
                 d_model, n_heads, 2 * d_model, dropout=0.0, batch_first=True, norm_first=True
             )
             self.context = nn.Sequential(
-                nn.Linear(n_features, d_model),
+                _ChannelsLastLinear(features, d_model),
                 nn.ReLU(),
                 nn.LayerNorm(d_model),
                 nn.TransformerEncoder(layer, n_context, enable_nested_tensor=False),
@@ -211,28 +211,31 @@ class SinkhornPieceNet(nn.Module):
 
 
 class _FlattenChannelsLast(nn.Module):
-    """``nn.Flatten`` for channels-last maps whose gradient comes back channels-last.
+    """Flattens maps in their channels-last memory order: (row, column, channel), a free view.
 
-    The features keep nn.Flatten's (channel, row, column) order. Flatten's own backward returns
-    a channels-first gradient, and BatchNorm's CPU backward with mixed layouts is 2-5x slower
-    (2.0 vs 0.4 ms in the tutorial's 2x2 model).
+    ``nn.Flatten`` would copy channels-last maps into (channel, row, column) order, and its
+    backward would hand BatchNorm a channels-first gradient (a second copy, and BatchNorm's CPU
+    backward with mixed layouts is 2-5x slower). ``_ChannelsLastLinear`` consumes the result.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _FlattenGradChannelsLast.apply(x)
-        return x.flatten(1)  # inference: plain ops, so tracing and export see no custom function
+        return x.permute(0, 2, 3, 1).flatten(1)
 
 
-class _FlattenGradChannelsLast(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.shape = x.shape
-        return x.flatten(1)
+class _ChannelsLastLinear(nn.Linear):
+    """``nn.Linear`` on features from ``_FlattenChannelsLast``, its weight in nn.Flatten's order.
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.reshape(ctx.shape).contiguous(memory_format=CHANNELS_LAST)
+    The weight's columns stay in (channel, row, column) order, so a checkpoint means what it
+    meant with ``nn.Flatten``; each forward reorders the (small) weight instead of the features.
+    """
+
+    def __init__(self, feature_shape: tuple[int, int, int], out_features: int, bias: bool = True):
+        super().__init__(feature_shape[0] * feature_shape[1] * feature_shape[2], out_features, bias)
+        self.feature_shape = feature_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.unflatten(1, self.feature_shape).permute(0, 2, 3, 1).flatten(1)
+        return nn.functional.linear(x, weight, self.bias)
 
 
 def _context_layers(net: SinkhornPieceNet) -> list[nn.Module]:
