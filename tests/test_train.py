@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import pytest
 import torch
@@ -136,6 +137,19 @@ def test_precision_sets_the_dtype_of_the_training_forward(tmp_path, precision):
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values())
     with pytest.raises(ValueError, match="precision must be one of"):
         fit(task, tmp_path / "other", epochs=1, lr=0.1, progress=False, precision="float16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_without_hardware_support_warns(tmp_path, monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(LineTask(), tmp_path, epochs=1, lr=0.1, progress=False, precision="bfloat16")
+        fit(LineTask(), tmp_path / "f", epochs=1, lr=0.1, progress=False, precision="float32")
+    emulated = [w for w in caught if "emulated" in str(w.message)]
+    assert len(emulated) == (0 if native else 1)
+    assert all(w.filename == __file__ for w in emulated)  # points at the caller
 
 
 def test_options_are_kept_in_the_checkpoint_for_resuming(tmp_path, line_task):

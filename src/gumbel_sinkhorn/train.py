@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,6 +113,21 @@ def autocast(device: torch.device, precision: str):
     """
     dtype = PRECISIONS[precision]
     return torch.autocast(device.type, dtype, enabled=dtype is not None)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (elsewhere it is emulated, and slower).
+
+    CPUs need AVX512-BF16 or AMX; CUDA GPUs compute capability 8.0 (Ampere) or later.
+
+    >>> isinstance(native_bfloat16(torch.device("cpu")), bool)
+    True
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return True  # other backends: no way to tell, no warning
 
 
 def saved_options(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -226,7 +242,8 @@ def fit(
     ``precision="bfloat16"``: the training steps' forward passes run under ``torch.autocast``
     (convolutions and matrix products in bfloat16, weights and optimizer in float32; the
     Sinkhorn operator still solves in float32). Faster where the hardware has bfloat16 units
-    (recent GPUs; CPUs with AVX512-BF16 or AMX), slower where it must be emulated.
+    (recent GPUs; CPUs with AVX512-BF16 or AMX); where it must be emulated (slower) ``fit``
+    warns (:func:`native_bfloat16`).
     Evaluation stays in float32.
 
     ``options``: what launched the run (the command line's, say), kept in every checkpoint as
@@ -242,6 +259,13 @@ def fit(
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     run_dir = Path(run_dir)
     with distributed.cluster(device) as here, _StopSignals() as stop:
+        if precision == "bfloat16" and not native_bfloat16(here.device):
+            warnings.warn(
+                f"precision='bfloat16': {here.device} has no bfloat16 arithmetic (CPUs need "
+                "AVX512-BF16 or AMX, GPUs Ampere or later), so it is emulated and training is "
+                "likely slower than in float32",
+                stacklevel=2,
+            )
         loop = _Loop(
             task, run_dir, here, stop,
             seed=seed, progress=progress and here.is_main, precision=precision, options=options,
