@@ -102,6 +102,27 @@ def _wait(folder: Path):
         time.sleep(0.01)
 
 
+def _require_ddp_freed_before_the_group_is():
+    """Under torchrun: fail if a DistributedDataParallel is alive when fit destroys the group.
+
+    Freed after the group, its reducer can hang in gloo's destructor, depending on timing (seen:
+    7 of 20 runs); this check fails every time instead.
+    """
+    import gc
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    real = dist.destroy_process_group
+
+    def destroy(*args, **kwargs):
+        if any(isinstance(o, DistributedDataParallel) for o in gc.get_objects()):
+            raise RuntimeError("a DistributedDataParallel outlived its process group")
+        return real(*args, **kwargs)
+
+    dist.destroy_process_group = destroy
+
+
 def main(argv=None):
     from gumbel_sinkhorn.train import fit
 
@@ -115,6 +136,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if os.environ.get("TOY_PAUSE_SAVE"):
         _pause_in_a_checkpoint_write(os.environ["TOY_PAUSE_SAVE"])
+    if "RANK" in os.environ:
+        _require_ddp_freed_before_the_group_is()
     task = LineTask()
     try:
         fit(
