@@ -31,7 +31,7 @@ def grad_of(fn, x, weights):
     return out.detach(), x.grad
 
 
-# tau = 1: pure scaling form; 0.05: absorptions; 0.005: overflowing chunks redone in the log domain
+# tau = 1: scores within a few nats; 0.05 and 0.005: spanning tens to hundreds of nats
 @pytest.mark.parametrize("tau", [1.0, 0.05, 0.005])
 @pytest.mark.parametrize("log", [False, True])
 def test_unrolled_gradient_equals_autograd_through_the_seed(tau, log):
@@ -57,15 +57,29 @@ def test_log_domain_fallback_gives_the_same_function(monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
 
 
-def test_after_an_overflow_one_log_step_restores_the_scaling_form():
-    """Scores spanning ~100 nats overflow the first kernel; one log-domain iteration fixes that."""
-    x = randn(8, 36, 36, seed=5, dtype=torch.float32, scale=30.0)
+def chunk_kinds(x, n_iter):
     problem = _sinkhorn_problem.build(x, None)
-    solution = _sinkhorn_solver.solve(problem, 20, tol=None, record=True)
-    chunk_kinds = [("scaling" if c.base else "log", len(c.rows)) for c in solution.chunks]
-    assert chunk_kinds == [("log", 1), ("scaling", 10), ("scaling", 9)]
+    solution = _sinkhorn_solver.solve(problem, n_iter, tol=None, record=True)
+    kinds = [("scaling" if c.base else "log", len(c.rows)) for c in solution.chunks]
+    return kinds, solution.log_plan()
+
+
+def test_low_temperatures_stay_in_the_scaling_form_from_a_balanced_first_kernel():
+    """Scores spanning ~200 nats: with g = 0 as its base the first kernel overflowed."""
+    x = randn(8, 36, 36, seed=5, dtype=torch.float32, scale=30.0)
+    kinds, log_plan = chunk_kinds(x, 20)
+    assert kinds == [("scaling", 10), ("scaling", 10)]
     expected = seed_log_sinkhorn(x.double(), 20)
-    torch.testing.assert_close(solution.log_plan().double(), expected, atol=2e-3, rtol=1e-4)
+    torch.testing.assert_close(log_plan.double(), expected, atol=2e-3, rtol=1e-4)
+
+
+def test_an_overflowing_chunk_is_redone_one_log_step_first_then_whole(monkeypatch):
+    monkeypatch.setattr(_sinkhorn_solver, "_limit", lambda dtype: 3.0)  # overflows sooner
+    x = randn(8, 36, 36, seed=5, dtype=torch.float32, scale=10.0)
+    kinds, log_plan = chunk_kinds(x, 20)
+    assert kinds == [("log", 1), ("log", 10), ("scaling", 9)]
+    expected = seed_log_sinkhorn(x.double(), 20)
+    torch.testing.assert_close(log_plan.double(), expected, atol=2e-3, rtol=1e-4)
 
 
 def converged(fn, **options):

@@ -7,9 +7,11 @@ The iterations are those of the log domain on the row and column potentials ``f`
 with ``P = exp(x + log a + f + log b + g)``. They run in chunks of ``CHECK_EVERY`` iterations in
 the *scaling form*: with ``K = exp(x + f0 + g0)`` for base potentials ``f0``, ``g0``, the updates
 are ``u = 1 / K(b v)``, ``v = 1 / K^T(a u)`` (``f = f0 + log u``, ``g = g0 + log v``): two
-matrix-vector products and no exponential per iteration. After each chunk one check (the only
-device-to-host sync) looks at the scalings: when they grow past a limit the potentials are
-absorbed into a new base, and a chunk that overflowed is redone in the log domain.
+matrix-vector products and no exponential per iteration. The first base makes every row and
+column of the kernel peak at 1, so the scalings start near 1 even at low temperature. After each
+chunk one check (the only device-to-host sync) looks at the scalings: when they grow past a limit
+the potentials are absorbed into a new base, and a chunk that overflowed is redone in the log
+domain.
 
 The reverse pass differentiates exactly these iterations (the unrolled gradient) from the stored
 per-iteration vectors: every term of ``dL/dx`` has the form ``K * (l r^T)``, so a chunk's
@@ -130,7 +132,7 @@ def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> 
     x = problem.x
     limit = _limit(x.dtype)
     f, g = -problem.row_max, x.new_zeros(x.shape[0], x.shape[-1])
-    base, chunks, last = _Base(f, g), [], None
+    base, chunks, last = _balanced_base(x, f), [], None
     done, error, retry = 0, None, True
     while done < n_iter:
         steps = min(CHECK_EVERY, n_iter - done)
@@ -162,11 +164,26 @@ def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> 
     return Solution(problem, f, g, done, error, chunks if record else [], last)
 
 
+def _balanced_base(x: torch.Tensor, f: torch.Tensor) -> _Base:
+    """The first base: ``f`` (minus the row maxima) and minus the column maxima of ``x + f``.
+
+    Every row and every column of its kernel then has largest entry 1, so the first scalings lie
+    within a factor ``N`` of 1. With ``g = 0`` instead, a column whose scores all lie far below
+    their rows' maxima (common at low temperature) made the first chunk overflow and be redone.
+    Only the representation changes: the iterations still start from ``g = 0``.
+    """
+    logits = torch.add(x, f.unsqueeze(-1))
+    g = logits.amax(-2).neg_().nan_to_num_(posinf=0.0)  # +inf: a column with no allowed entry
+    base = _Base(f, g)
+    base.K = exp_(logits.add_(g.unsqueeze(-2)), headroom=_limit(x.dtype))
+    return base
+
+
 def _scaling_chunk(problem: Problem, base: _Base, g: torch.Tensor, steps: int, record: bool):
     """``steps`` iterations on row vectors (B, 1, .): one ``bmm`` and one reciprocal a step."""
     K = base.kernel(problem.x)
     K_t, a, b = K.mT, _row(problem.a), _row(problem.b)
-    v = torch.exp(g - base.g).unsqueeze(-2)
+    v = exp_(g - base.g).unsqueeze(-2)  # exact zeros for what underflows
     chunk = _Chunk(base, v)
     for _ in range(steps):
         u = torch.bmm(_times(v, b), K_t).reciprocal_()
