@@ -125,8 +125,10 @@ def native_bfloat16(device: torch.device) -> bool:
     """
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
-    if device.type == "cpu":
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    if device.type == "cpu":  # private probes, missing from older torch: then no warning
+        names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        probes = [getattr(torch.cpu, name) for name in names if hasattr(torch.cpu, name)]
+        return not probes or any(probe() for probe in probes)
     return True  # other backends: no way to tell, no warning
 
 
