@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gumbel_sinkhorn import gumbel_sinkhorn, log_sinkhorn, sinkhorn
-from gumbel_sinkhorn.ops import _sinkhorn_problem, _sinkhorn_solver
+from gumbel_sinkhorn.ops import _sinkhorn_implicit, _sinkhorn_problem, _sinkhorn_solver
 from gumbel_sinkhorn.ops.sinkhorn import SinkhornConvergenceWarning
 
 F64 = torch.float64
@@ -86,9 +86,17 @@ def converged(fn, **options):
     return lambda t: fn(t, 5000, tol=1e-13, **options)
 
 
+@pytest.fixture(params=["dense", "conjugate gradient"])
+def implicit_solver(request, monkeypatch):
+    """Both ways the implicit backward solves its system (small sizes go dense by default)."""
+    if request.param == "conjugate gradient":
+        monkeypatch.setattr(_sinkhorn_implicit, "DENSE_UP_TO", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("shape", [(3, 5, 5), (2, 4, 7)])
-def test_implicit_gradient_equals_unrolled_at_convergence(log, shape):
+def test_implicit_gradient_equals_unrolled_at_convergence(log, shape, implicit_solver):
     x, w = randn(*shape, seed=5), randn(*shape, seed=6)
     fn = log_sinkhorn if log else sinkhorn
     out, unrolled = grad_of(converged(fn, tau=0.5), x, w)
@@ -97,7 +105,7 @@ def test_implicit_gradient_equals_unrolled_at_convergence(log, shape):
     torch.testing.assert_close(implicit, unrolled, atol=1e-8, rtol=1e-6)
 
 
-def test_implicit_solve_converges_near_a_permutation():
+def test_implicit_solve_converges_near_a_permutation(implicit_solver):
     # tau = 1/30 on (8, 49): plain conjugate gradient stopped at its step bound 1e-5 away from the
     # solution; preconditioned, it gets there. Reference: a dense solve of the same damped system.
     from gumbel_sinkhorn.ops._sinkhorn_implicit import DAMPING, implicit_grad
@@ -114,7 +122,7 @@ def test_implicit_solve_converges_near_a_permutation():
     assert (got - expected).abs().max() <= 1e-8 * expected.abs().max()
 
 
-def test_implicit_passes_gradcheck():
+def test_implicit_passes_gradcheck(implicit_solver):
     x = randn(2, 4, 4, seed=7).requires_grad_()
     rect = randn(2, 3, 5, seed=8).requires_grad_()
     sizes = torch.tensor([4, 3])
