@@ -80,6 +80,8 @@ def test_non_images_and_broken_images_are_named(tmp_path):
 def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"image file .*missing\.png does not exist"):
+        load_image(tmp_path / "missing.png")
     with pytest.raises(ValueError, match="no image files"):
         load_image_folder(tmp_path)
     save_image(random_image(1, 8, 8), tmp_path / "a.png")

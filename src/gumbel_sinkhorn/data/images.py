@@ -63,7 +63,8 @@ def load_image(
 
     ``channels``: 1 (grey), 3 (RGB) or None (the file's own: 1 for grey images, else 3).
     ``size``: crop the central square and resize it to ``size × size`` (None: keep the image as
-    it is). Raises ``ValueError`` naming the file if it is not an image or cannot be decoded.
+    it is). Raises ``ValueError`` naming the file if it is not an image or cannot be decoded,
+    ``FileNotFoundError`` if there is no such file.
     """
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
@@ -182,6 +183,8 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
 @contextlib.contextmanager
 def _open(path):
     """``Image.open`` whose failures, opening or decoding, are ValueErrors naming the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image file {path} does not exist or is not a file")
     try:
         with Image.open(path) as image:
             yield image
