@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint, figures, pretrained
+from .. import _checks, checkpoint, figures, pretrained
 from ..cli import HelpFormatter, UsageError
 from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
 from ..distributed import is_main_process
@@ -81,7 +81,7 @@ def train(args) -> int:
         grid=args.grid,
         data_root=args.data_root,
         fit=args.fit,
-        images_per_batch=args.batch_size,
+        images_per_batch=_checks.count(args.batch_size, "--batch-size"),
         train_size=args.train_size,
         test_size=args.test_size,
         model=model_options(args),
