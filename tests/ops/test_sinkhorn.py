@@ -27,6 +27,31 @@ def test_agrees_with_seed_formula(n_iter, tau):
     torch.testing.assert_close(sinkhorn(log_alpha, n_iter, tau=tau), expected.exp())
 
 
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(2, 12)),
+    log_tau=st.floats(-3, 1),
+    spread=st.floats(0, 5),
+    n_iter=st.integers(1, 45),
+    seed=st.integers(0, 2**16),
+)
+def test_plan_and_gradient_are_the_seed_formulas_at_any_temperature(
+    shape, log_tau, spread, n_iter, seed
+):
+    # tau from 1e-3 to 10 and n_iter across chunk boundaries: the scaling form, its absorptions
+    # and its log-domain redos must all compute the seed's function and its autograd gradient.
+    (b, n), tau = shape, 10.0**log_tau
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(b, n, n, dtype=torch.float64, generator=gen) * 10**spread).requires_grad_()
+    weights = torch.randn(b, n, n, dtype=torch.float64, generator=gen)
+    ours = sinkhorn(x, n_iter, tau=tau)
+    (grad,) = torch.autograd.grad((ours * weights).sum(), x)
+    expected = seed_log_sinkhorn(x / tau, n_iter).exp()
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+    torch.testing.assert_close(ours, expected, atol=1e-9, rtol=1e-7)
+    scale = expected_grad.abs().max().item()
+    torch.testing.assert_close(grad, expected_grad, atol=1e-8 * max(scale, 1.0), rtol=1e-6)
+
+
 def test_doubly_stochastic_after_enough_iterations():
     gen = torch.Generator().manual_seed(2)
     P = sinkhorn(torch.randn(8, 10, 10, dtype=torch.float64, generator=gen) * 3, 1000)
