@@ -261,7 +261,7 @@ def fit(
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     run_dir = Path(run_dir)
     with distributed.cluster(device) as here, _StopSignals() as stop:
-        if precision == "bfloat16" and not native_bfloat16(here.device):
+        if precision == "bfloat16" and here.is_main and not native_bfloat16(here.device):
             warnings.warn(
                 f"precision='bfloat16': {here.device} has no bfloat16 arithmetic (CPUs need "
                 "AVX512-BF16 or AMX, GPUs Ampere or later), so it is emulated and training is "
