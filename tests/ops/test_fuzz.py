@@ -68,6 +68,7 @@ def _no_new_nan(out, x):
 @given(score_tensors(square=False), st.sampled_from([1e-30, 1e-3, 0.1, 1.0, 1e30]))
 @example(torch.tensor([[1e38, -1e38], [-1e38, 1e38]]), 1e-30)  # once overflowed into NaN
 @example(torch.tensor([[-math.inf, 0.0], [-math.inf, 0.0]]), 1.0)  # an empty column
+@example(torch.tensor([[0.0, 0.0], [-1e38, -1e38]]), 1e-30)  # a row that / tau made all -inf
 def test_sinkhorn_returns_a_transport_plan_or_refuses(x, tau):
     P = _call(ops.sinkhorn, x, 5, tau=tau)
     _no_new_nan(P, x)

@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -50,6 +51,19 @@ def test_plan_and_gradient_are_the_seed_formulas_at_any_temperature(
     torch.testing.assert_close(ours, expected, atol=1e-9, rtol=1e-7)
     scale = expected_grad.abs().max().item()
     torch.testing.assert_close(grad, expected_grad, atol=1e-8 * max(scale, 1.0), rtol=1e-6)
+
+
+def test_scores_that_overflow_to_minus_inf_divided_by_tau():
+    # single entries may (their plan entries are 0 either way); a whole row would silently have
+    # become padding, P = [[0.5, 0.5], [0, 0]] instead of 0.5 everywhere
+    diagonal = torch.tensor([[0.0, -1e38], [-1e38, 0.0]])
+    torch.testing.assert_close(sinkhorn(diagonal, 5, tau=1e-30), torch.eye(2))
+    with pytest.raises(ValueError, match="overflows to -inf along a whole row or column"):
+        sinkhorn(torch.tensor([[0.0, 0.0], [-1e38, -1e38]]), 5, tau=1e-30)
+    with pytest.raises(ValueError, match="overflows to -inf along a whole row or column"):
+        sinkhorn(torch.tensor([[0.0, -1e38], [0.0, -1e38]]), 5, tau=1e-30)  # a column
+    padded = torch.tensor([[0.0, 0.0], [-math.inf, -math.inf]])  # the caller's own padding row
+    torch.testing.assert_close(sinkhorn(padded, 5, tau=1e-30), torch.tensor([[0.5, 0.5], [0, 0]]))
 
 
 def test_doubly_stochastic_after_enough_iterations():

@@ -33,12 +33,16 @@ class Problem:
         self.log_b = None if self.b is None else self.b.log()
 
 
-def build(scores: torch.Tensor, mask: torch.Tensor | None) -> Problem:
+def build(
+    scores: torch.Tensor, mask: torch.Tensor | None, unscaled: torch.Tensor | None = None
+) -> Problem:
     """The problem for ``scores`` (B, N, M), already divided by tau, and an optional ``mask``.
 
     An entry is allowed when it is finite and not masked out; a row (column) with no allowed
     entry is padding. Raises ``ValueError`` for an item with no allowed entry or with more
-    non-padding rows than columns.
+    non-padding rows than columns, and, given the ``unscaled`` scores, for a row or column whose
+    finite scores all overflowed to ``-inf`` in the division (single entries may: their plan
+    entries are 0 either way, but a whole line would silently become padding).
     """
     n, m = scores.shape[-2:]
     safe = torch.finfo(scores.dtype).max / 8  # beyond, the potentials may overflow into NaN
@@ -58,6 +62,8 @@ def build(scores: torch.Tensor, mask: torch.Tensor | None) -> Problem:
             f"{scores.dtype} ({safe * 8:.3g}) for the Sinkhorn iterations; use a larger tau, "
             "smaller scores or float64"
         )
+    if unscaled is not None:
+        _check_no_line_overflowed(unscaled, mask, rows, cols)
     _check_counts(n_rows, n_cols)
     block = rows.unsqueeze(-1) & cols.unsqueeze(-2)
     x = torch.where(allowed, scores, torch.where(block, float("-inf"), 0.0))
@@ -68,6 +74,18 @@ def build(scores: torch.Tensor, mask: torch.Tensor | None) -> Problem:
         a = torch.cat([a, slack.unsqueeze(-1)], dim=-1)
     row_max = torch.where(cols.unsqueeze(-2), x, float("-inf")).amax(-1)
     return Problem(x, row_max, a, b, n)
+
+
+def _check_no_line_overflowed(unscaled, mask, rows, cols) -> None:
+    given = unscaled > float("-inf")
+    if mask is not None:
+        given = given & mask
+    lost = torch.cat([given.any(-1) & ~rows, given.any(-2) & ~cols], -1)
+    if bool(lost.any()):
+        raise ValueError(
+            f"log_alpha / tau overflows to -inf along a whole row or column in {unscaled.dtype}: "
+            "use a larger tau, smaller scores or float64"
+        )
 
 
 def _check_counts(n_rows: torch.Tensor, n_cols: torch.Tensor) -> None:

@@ -310,7 +310,9 @@ def _problem(log_alpha: torch.Tensor, mask, settings: _Settings):
     """The solver's problem for ``log_alpha / tau`` (float16 and bfloat16 in float32)."""
     work = torch.float64 if log_alpha.dtype == torch.float64 else torch.float32
     scores = log_alpha.to(work)
-    return build(scores / settings.tau if settings.tau != 1 else scores, mask)
+    if settings.tau == 1:
+        return build(scores, mask)
+    return build(scores / settings.tau, mask, unscaled=scores)
 
 
 def _pad_rows(grad: torch.Tensor, rows: int) -> torch.Tensor:
