@@ -4,6 +4,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gumbel_sinkhorn import gumbel_sinkhorn, log_sinkhorn, sinkhorn
 from gumbel_sinkhorn.ops import _sinkhorn_implicit, _sinkhorn_problem, _sinkhorn_solver
@@ -154,6 +156,29 @@ def test_padded_items_equal_the_items_run_alone(backward, log):
         torch.testing.assert_close(grad[item, :n, :n], alone_grad)
         assert (out[item, n:] == padding).all() and (out[item, :, n:] == padding).all()
         assert (grad[item, n:] == 0).all() and (grad[item, :, n:] == 0).all()
+
+
+@given(
+    data=st.data(),
+    n=st.integers(2, 7),
+    log_tau=st.floats(-2, 1),
+    n_iter=st.integers(1, 30),
+    backward=st.sampled_from(["unrolled", "implicit"]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_padding_gives_each_item_its_own_result(data, n, log_tau, n_iter, backward, seed):
+    rows = data.draw(st.lists(st.integers(1, n), min_size=1, max_size=3))
+    cols = [data.draw(st.integers(r, n)) for r in rows]  # rectangular items: rows <= columns
+    opts = {"tau": 10.0**log_tau, "backward": backward}
+    x, w = randn(len(rows), n, n, seed=seed), randn(len(rows), n, n, seed=seed + 1)
+    sizes = (torch.tensor(rows), torch.tensor(cols))
+    out, grad = grad_of(lambda t: sinkhorn(t, n_iter, sizes=sizes, **opts), x, w)
+    for item, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        alone = grad_of(lambda t: sinkhorn(t, n_iter, **opts), x[item, :r, :c], w[item, :r, :c])
+        torch.testing.assert_close(out[item, :r, :c], alone[0], atol=1e-10, rtol=1e-8)
+        torch.testing.assert_close(grad[item, :r, :c], alone[1], atol=1e-8, rtol=1e-6)
+        assert (out[item, r:] == 0).all() and (out[item, :, c:] == 0).all()
+        assert (grad[item, r:] == 0).all() and (grad[item, :, c:] == 0).all()
 
 
 def test_mask_and_minus_inf_padding_agree_with_sizes():
