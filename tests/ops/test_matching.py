@@ -1,7 +1,10 @@
 import itertools
+import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gumbel_sinkhorn import matching
 
@@ -31,6 +34,37 @@ def test_equals_brute_force(n):
     for s, p in zip(scores, perms, strict=True):
         assert is_permutation(p)
         assert total(s, p) == pytest.approx(brute_force_best_score(s), abs=1e-9)
+
+
+@given(
+    n=st.integers(1, 5),
+    extra=st.integers(0, 2),
+    values=st.lists(
+        st.one_of(st.integers(-3, 3).map(float), st.floats(-1e6, 1e6), st.just(-math.inf)),
+        min_size=35,
+        max_size=35,
+    ),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_best_assignment_or_a_clear_error_for_any_scores(n, extra, values, dtype):
+    # ties, large scores and forbidden (-inf) entries, square and rectangular: the total of the
+    # assignment is the best over all injections of rows into columns, or none exists and the
+    # error says so
+    m = n + extra
+    scores = torch.tensor(values[: n * m], dtype=dtype).reshape(n, m)
+    exact = scores.double()
+    totals = [
+        sum(exact[i, cols[i]].item() for i in range(n))
+        for cols in itertools.permutations(range(m), n)
+    ]
+    best = max(totals)
+    if best == -math.inf:
+        with pytest.raises(ValueError, match="forbidden"):
+            matching(scores)
+        return
+    perm = matching(scores)
+    assert perm.shape == (n,) and len(set(perm.tolist())) == n and (perm < m).all()
+    assert total(exact, perm) == pytest.approx(best, rel=1e-12, abs=1e-9)
 
 
 def test_ties_and_equal_rows_give_valid_permutations():
