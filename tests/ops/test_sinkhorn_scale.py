@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gumbel_sinkhorn import gumbel_sinkhorn, log_sinkhorn, sinkhorn
@@ -105,6 +105,32 @@ def test_implicit_gradient_equals_unrolled_at_convergence(log, shape, implicit_s
     out_i, implicit = grad_of(converged(fn, tau=0.5, backward="implicit"), x, w)
     torch.testing.assert_close(out_i, out)
     torch.testing.assert_close(implicit, unrolled, atol=1e-8, rtol=1e-6)
+
+
+@given(
+    n=st.integers(2, 7),
+    extra=st.integers(0, 3),
+    log_tau=st.floats(-0.5, 0.5),
+    dense=st.booleans(),
+    log=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_implicit_equals_unrolled_at_convergence_for_any_shape(n, extra, log_tau, dense, log, seed):
+    x, w = randn(2, n, n + extra, seed=seed), randn(2, n, n + extra, seed=seed + 1)
+    fn, tau = (log_sinkhorn if log else sinkhorn), 10.0**log_tau
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SinkhornConvergenceWarning)
+        _, info = sinkhorn(x, 5000, tau=tau, tol=1e-13, return_info=True)
+    assume(bool(info.converged.all()))  # near a permutation it may not: then they differ
+    out, unrolled = grad_of(converged(fn, tau=tau), x, w)
+    default = _sinkhorn_implicit.DENSE_UP_TO
+    _sinkhorn_implicit.DENSE_UP_TO = default if dense else 0  # else conjugate gradient
+    try:
+        out_i, implicit = grad_of(converged(fn, tau=tau, backward="implicit"), x, w)
+    finally:
+        _sinkhorn_implicit.DENSE_UP_TO = default
+    torch.testing.assert_close(out_i, out)
+    torch.testing.assert_close(implicit, unrolled, atol=1e-7, rtol=1e-6)
 
 
 def test_implicit_solve_converges_near_a_permutation(implicit_solver):
