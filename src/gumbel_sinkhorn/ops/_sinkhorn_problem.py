@@ -62,9 +62,8 @@ def build(
             f"{scores.dtype} ({safe * 8:.3g}) for the Sinkhorn iterations; use a larger tau, "
             "smaller scores or float64"
         )
-    if unscaled is not None:
-        _check_no_line_overflowed(unscaled, mask, rows, cols)
-    _check_counts(n_rows, n_cols)
+    lost = None if unscaled is None else _overflowed_lines(unscaled, mask, rows, cols)
+    _check_counts(n_rows, n_cols, lost)
     block = rows.unsqueeze(-1) & cols.unsqueeze(-2)
     x = torch.where(allowed, scores, torch.where(block, float("-inf"), 0.0))
     a, b = rows.to(scores.dtype), cols.to(scores.dtype)
@@ -76,21 +75,26 @@ def build(
     return Problem(x, row_max, a, b, n)
 
 
-def _check_no_line_overflowed(unscaled, mask, rows, cols) -> None:
+def _overflowed_lines(unscaled, mask, rows, cols) -> torch.Tensor:
+    """Per item, how many rows and columns with finite scores the division by tau made empty."""
     given = unscaled > float("-inf")
     if mask is not None:
         given = given & mask
-    lost = torch.cat([given.any(-1) & ~rows, given.any(-2) & ~cols], -1)
-    if bool(lost.any()):
-        raise ValueError(
-            f"log_alpha / tau overflows to -inf along a whole row or column in {unscaled.dtype}: "
-            "use a larger tau, smaller scores or float64"
-        )
+    return (given.any(-1) & ~rows).sum(-1) + (given.any(-2) & ~cols).sum(-1)
 
 
-def _check_counts(n_rows: torch.Tensor, n_cols: torch.Tensor) -> None:
-    counts = torch.stack([n_rows, n_cols], -1).tolist()
-    for item, (rows, cols) in enumerate(counts):
+def _check_counts(
+    n_rows: torch.Tensor, n_cols: torch.Tensor, lost: torch.Tensor | None = None
+) -> None:
+    """One device-to-host copy for the checks of every item (``lost``: see _overflowed_lines)."""
+    lost = torch.zeros_like(n_rows) if lost is None else lost
+    counts = torch.stack([n_rows, n_cols, lost], -1).tolist()
+    for item, (rows, cols, overflowed) in enumerate(counts):
+        if overflowed:
+            raise ValueError(
+                f"log_alpha / tau overflows to -inf along a whole row or column of item {item}: "
+                "use a larger tau, smaller scores or float64"
+            )
         if rows == 0:
             raise ValueError(f"item {item} has no allowed entry (all masked out or -inf)")
         if rows > cols:

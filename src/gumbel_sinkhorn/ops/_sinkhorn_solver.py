@@ -67,12 +67,18 @@ class _Base:
 
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         if self.K is None:
-            # The headroom zeroes entries below ~2e-29 (float32): times scalings of at most
-            # e^limit each, they would add under 5e-12 to the plan; kept, their products with
-            # small scalings are subnormal numbers, which made the bmm 2x slower at tau = 1/30.
-            logits = torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2))
-            self.K = exp_(logits, headroom=_limit(x.dtype))
+            self.K = _kernel(torch.add(x, self.f.unsqueeze(-1)).add_(self.g.unsqueeze(-2)))
         return self.K
+
+
+def _kernel(logits: torch.Tensor) -> torch.Tensor:
+    """``exp(logits)`` in place, for a kernel: entries below ~2e-29 (float32) become 0.
+
+    Times scalings of at most e^limit each, such entries would add under 5e-12 to the plan; kept,
+    their products with small scalings are subnormal numbers, which made the bmm 2x slower at
+    tau = 1/30.
+    """
+    return exp_(logits, headroom=_limit(logits.dtype))
 
 
 @dataclass
@@ -174,9 +180,7 @@ def _balanced_base(x: torch.Tensor, f: torch.Tensor) -> _Base:
     """
     logits = torch.add(x, f.unsqueeze(-1))
     g = logits.amax(-2).neg_().nan_to_num_(posinf=0.0)  # +inf: a column with no allowed entry
-    base = _Base(f, g)
-    base.K = exp_(logits.add_(g.unsqueeze(-2)), headroom=_limit(x.dtype))
-    return base
+    return _Base(f, g, _kernel(logits.add_(g.unsqueeze(-2))))
 
 
 def _scaling_chunk(problem: Problem, base: _Base, g: torch.Tensor, steps: int, record: bool):
