@@ -6,44 +6,50 @@
 >>> perm = gs.matching(log_alpha)                         # hard assignment, (8, 5) int64
 >>> bool((gs.permutation_matrix(perm).sum(-2) == 1).all())
 True
+
+The names below load on first use (PyTorch is imported then, not by ``import gumbel_sinkhorn``),
+so that the command line answers ``--help`` at once.
 """
 
-from .metrics import kendall_tau, l1_error, l2_error, prop_any_wrong, prop_wrong
-from .ops import (
-    SinkhornConvergenceWarning,
-    SinkhornInfo,
-    gumbel_matching,
-    gumbel_sinkhorn,
-    invert_permutation,
-    log_sinkhorn,
-    matching,
-    permutation_indices,
-    permutation_matrix,
-    permute,
-    random_permutation,
-    sample_gumbel,
-    sinkhorn,
-)
+from __future__ import annotations
+
+import importlib
+
+from .errors import UserError
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SinkhornConvergenceWarning",
-    "SinkhornInfo",
-    "gumbel_matching",
-    "gumbel_sinkhorn",
-    "invert_permutation",
-    "kendall_tau",
-    "l1_error",
-    "l2_error",
-    "log_sinkhorn",
-    "matching",
-    "permutation_indices",
-    "permutation_matrix",
-    "permute",
-    "prop_any_wrong",
-    "prop_wrong",
-    "random_permutation",
-    "sample_gumbel",
-    "sinkhorn",
-]
+_LAZY = {
+    "kendall_tau": "metrics",
+    "l1_error": "metrics",
+    "l2_error": "metrics",
+    "prop_any_wrong": "metrics",
+    "prop_wrong": "metrics",
+    "SinkhornConvergenceWarning": "ops",
+    "SinkhornInfo": "ops",
+    "gumbel_matching": "ops",
+    "gumbel_sinkhorn": "ops",
+    "invert_permutation": "ops",
+    "log_sinkhorn": "ops",
+    "matching": "ops",
+    "permutation_indices": "ops",
+    "permutation_matrix": "ops",
+    "permute": "ops",
+    "random_permutation": "ops",
+    "sample_gumbel": "ops",
+    "sinkhorn": "ops",
+}
+
+__all__ = ["UserError", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,17 +10,19 @@ import numbers
 
 import torch
 
+from .errors import InvalidTypeError, InvalidValueError
+
 
 def tensor(x, name: str, *, min_dim: int = 0, floating: bool = False) -> torch.Tensor:
     """Return ``x`` if it is a tensor with at least ``min_dim`` dimensions (and a float dtype)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise InvalidTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < min_dim:
-        raise ValueError(
+        raise InvalidValueError(
             f"{name} must have at least {min_dim} dimensions, got shape {tuple(x.shape)}"
         )
     if floating and not (x.is_floating_point()):
-        raise TypeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+        raise InvalidTypeError(f"{name} must have a floating-point dtype, got {x.dtype}")
     return x
 
 
@@ -40,12 +42,12 @@ def finite_scores(
     tensor(log_alpha, name, min_dim=2, floating=True)
     n, m = log_alpha.shape[-2:]
     if square and n != m:
-        raise ValueError(
+        raise InvalidValueError(
             f"{name} must be square in its last two dimensions (..., N, N), "
             f"got shape {tuple(log_alpha.shape)}"
         )
     if n == 0 or m == 0:
-        raise ValueError(f"{name} must have N >= 1, got shape {tuple(log_alpha.shape)}")
+        raise InvalidValueError(f"{name} must have N >= 1, got shape {tuple(log_alpha.shape)}")
     if log_alpha.device.type == "meta" or torch.compiler.is_compiling():
         return False  # no values to look at (meta), or none without breaking the graph
     # A finite sum proves every entry finite, without a full-size temporary; an overflowing sum
@@ -53,9 +55,11 @@ def finite_scores(
     if bool(torch.isfinite(log_alpha.sum())) or bool(torch.isfinite(log_alpha).all()):
         return True
     if torch.isnan(log_alpha).any():
-        raise ValueError(f"{name} contains NaN")
+        raise InvalidValueError(f"{name} contains NaN")
     if not posinf and torch.isposinf(log_alpha).any():
-        raise ValueError(f"{name} contains +inf; use finite scores, or -inf to forbid an entry")
+        raise InvalidValueError(
+            f"{name} contains +inf; use finite scores, or -inf to forbid an entry"
+        )
     return False
 
 
@@ -63,7 +67,7 @@ def not_tall(log_alpha: torch.Tensor, what: str) -> None:
     """Refuse more rows than columns (``N > M``): a row could not get a column of its own."""
     n, m = log_alpha.shape[-2:]
     if n > m:
-        raise ValueError(
+        raise InvalidValueError(
             f"{what} needs N <= M (rows <= columns), got shape {tuple(log_alpha.shape)}; "
             "transpose it"
         )
@@ -72,27 +76,27 @@ def not_tall(log_alpha: torch.Tensor, what: str) -> None:
 def positive(value, name: str) -> float:
     """A finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a real number, got {type(value).__name__}")
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        raise InvalidValueError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
 
 
 def non_negative(value, name: str) -> float:
     """A finite real number >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a real number, got {type(value).__name__}")
     if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        raise InvalidValueError(f"{name} must be a finite number >= 0, got {value}")
     return float(value)
 
 
 def count(value, name: str, *, minimum: int = 1) -> int:
     """An integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise InvalidValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -102,7 +106,7 @@ def shape(value, name: str = "shape") -> tuple[int, ...]:
     if isinstance(sizes, torch.Size):
         return tuple(sizes)
     if not isinstance(sizes, list | tuple):
-        raise TypeError(f"{name} must be a tuple of integers, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a tuple of integers, got {type(value).__name__}")
     return tuple(count(size, f"every size in {name}", minimum=0) for size in sizes)
 
 
@@ -110,7 +114,7 @@ def permutation(perm, name: str = "perm") -> torch.Tensor:
     """An integer tensor of shape ``(..., N)``."""
     tensor(perm, name, min_dim=1)
     if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
-        raise TypeError(f"{name} must have an integer dtype, got {perm.dtype}")
+        raise InvalidTypeError(f"{name} must have an integer dtype, got {perm.dtype}")
     return perm
 
 
@@ -127,7 +131,7 @@ def indices(perm: torch.Tensor, n: int, name: str = "perm", *, bijective: bool =
     if (outside | repeats).item():
         what = "permutations" if bijective else "indices"
         found = f"values from {perm.min().item()} to {perm.max().item()}"
-        raise ValueError(
+        raise InvalidValueError(
             f"{name} must hold {what} of 0..N-1 along its last axis (N = {n}), got "
             + (found if outside.item() else "a value twice")
         )
@@ -135,6 +139,6 @@ def indices(perm: torch.Tensor, n: int, name: str = "perm", *, bijective: bool =
 
 def same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.shape != b.shape:
-        raise ValueError(
+        raise InvalidValueError(
             f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )

@@ -1,96 +1,31 @@
-"""Files that must never be half-written: atomic saves and checked loads."""
+"""Files that must never be half-written: atomic saves and checked loads; the weights format."""
 
 from __future__ import annotations
 
-import glob
 import io
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .errors import BadFileError, MissingFileError
+from .files import atomic_write, remove_temporaries, writable_folder, write_json
+from .runs import resolve
+
 VERSION = 1
 
-
-def _new_file_mode() -> int:
-    """The permissions a plain ``open(path, "w")`` would give a new file (0666 less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``.
-
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
-    >>> _ = atomic_write(target, lambda f: f.write(b"hi"))
-    >>> target.read_bytes()
-    b'hi'
-
-    An error (a full disk: ``OSError`` naming the file) or Ctrl-C while writing leaves the previous
-    file intact and no temporary behind; a killed process may leave a hidden temporary, which
-    :func:`remove_temporaries` clears.
-    """
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, _new_file_mode())  # mkstemp makes 0600; give what open() would give
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        why = f"could not write {path} ({err.strerror or err}); the previous file is unchanged"
-        raise (OSError(err.errno, why) if err.errno else OSError(why)) from err
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def writable_folder(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` if needed and check that a file can be written there.
-
-    >>> import tempfile, pathlib
-    >>> writable_folder(pathlib.Path(tempfile.mkdtemp()) / "runs" / "a").is_dir()
-    True
-
-    Raises ``PermissionError`` (``folder ... is not writable: <reason>``) otherwise: run it before
-    hours of work whose results go there.
-    """
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise PermissionError(f"folder {folder} is not writable: {err.strerror or err}") from err
-    return folder
-
-
-def remove_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Delete the temporaries that killed :func:`atomic_write` calls on ``path`` left behind.
-
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
-    >>> (target.parent / ".c.pt.x1y2.tmp").write_bytes(b"half")
-    4
-    >>> [p.name for p in remove_temporaries(target)]
-    ['.c.pt.x1y2.tmp']
-    """
-    path = Path(path)
-    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
-    return stale
+__all__ = [
+    "VERSION",
+    "atomic_write",
+    "load",
+    "read_weights",
+    "remove_temporaries",
+    "save",
+    "save_weights",
+    "writable_folder",
+    "write_json",
+]
 
 
 def save(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
@@ -117,26 +52,59 @@ def load(path: str | os.PathLike, *kinds: str) -> dict[str, Any]:
     path = Path(path)
     names = " or ".join(kinds)
     if not path.is_file():
-        raise FileNotFoundError(f"no {names} file at {path}")
+        raise MissingFileError(f"no {names} file at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
+        raise BadFileError(
             f"{path} is not a readable {names} file (corrupt or truncated?): {first_line}"
         ) from err
     expected = {f"gumbel-sinkhorn-{kind}" for kind in kinds}
     if not isinstance(payload, dict) or payload.get("format") not in expected:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path} is not a gumbel-sinkhorn {names} file (format {found!r})")
+        raise BadFileError(f"{path} is not a gumbel-sinkhorn {names} file (format {found!r})")
     if payload.get("version") != VERSION:
-        raise ValueError(
+        raise BadFileError(
             f"{path} has format version {payload.get('version')}, this package reads {VERSION}"
         )
     return payload
 
 
-def write_json(path: str | os.PathLike, value) -> Path:
-    """Write ``value`` as indented JSON, atomically."""
-    text = json.dumps(value, indent=2, sort_keys=True) + "\n"
-    return atomic_write(path, lambda file: file.write(text.encode()))
+def save_weights(path: str | os.PathLike, task, model: torch.nn.Module, metrics=None) -> Path:
+    """Write a small weights file (float32 state dict, ``task``'s name and config, metrics).
+
+    ``task`` is anything with ``name`` and ``config`` (a :class:`~gumbel_sinkhorn.tasks.Task`).
+    """
+    state = {
+        k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.cpu()
+        for k, v in model.state_dict().items()
+    }
+    payload = {
+        "task": task.name,
+        "config": task.config.to_dict(),
+        "state_dict": state,
+        "metrics": dict(metrics or {}),
+    }
+    return save(path, "weights", payload)
+
+
+def read_weights(source: str | os.PathLike) -> dict[str, Any]:
+    """``{"task", "config", "state_dict", "metrics"}`` from a weights file, a checkpoint, a run
+    folder or a shipped name (a checkpoint's metrics: those of its last epoch)."""
+    payload = load(resolve(source), "weights", "checkpoint")
+    if payload["format"] == "gumbel-sinkhorn-checkpoint":
+        history = payload.get("history") or [{}]
+        payload = {**payload, "state_dict": payload["model"], "metrics": history[-1]}
+    return payload
+
+
+def load_state(model: torch.nn.Module, state: dict[str, Any], source: str | os.PathLike) -> None:
+    """``model.load_state_dict(state)``; weights that do not fit are a :class:`BadFileError`
+    naming ``source`` (not a traceback)."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        detail = "; ".join(lines[:2]) or type(err).__name__
+        raise BadFileError(f"{source} holds weights that do not fit its model: {detail}") from err

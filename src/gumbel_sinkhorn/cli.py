@@ -1,34 +1,18 @@
-"""The ``gumbel-sinkhorn`` command.
+"""The ``gumbel-sinkhorn`` command: finds the commands, parses, reports errors a user can fix.
 
-Each command lives in its own module, which exposes ``register(subparsers)``: it adds its parser
-and sets ``func`` (called with the parsed arguments) as the parser's default. To add a command,
-add its module to ``COMMAND_MODULES``.
+Every module of :mod:`gumbel_sinkhorn.commands` adds its subcommand (a new experiment's command
+module joins by being there). A :class:`~gumbel_sinkhorn.errors.UserError` (a bad option, a bad
+file) is printed as one line with exit status 2; ``--debug`` shows its traceback too. Any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-COMMAND_MODULES = (
-    "gumbel_sinkhorn.commands.demo",
-    "gumbel_sinkhorn.commands.jigsaw",
-    "gumbel_sinkhorn.commands.sorting",
-)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except ``None`` (an option the help text explains)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: reported in one line, exit status 2."""
+from .commands import command_modules
+from .errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,48 +20,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gumbel-sinkhorn",
         description="Learn latent permutations with Gumbel-Sinkhorn networks.",
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of every error, not one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(commands)
+    for module in command_modules():
+        module.register(commands)
     return parser
-
-
-def given_options(argv: list[str]) -> set[str]:
-    """The destinations of the options that ``argv`` itself sets (rather than their defaults).
-
-    >>> sorted(given_options(["sorting", "train", "--run-dir", "r", "--n", "5"]) & {"n", "lr"})
-    ['n']
-    """
-    parser = build_parser()
-    _drop_defaults(parser)
-    return set(vars(parser.parse_args(argv)))
-
-
-def _drop_defaults(parser: argparse.ArgumentParser) -> None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                _drop_defaults(command)
-        else:
-            action.default = argparse.SUPPRESS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
-    args.argv = argv  # --resume asks given_options which options the user set
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args) or 0
-    except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError) as err:
+    except UserError as err:
+        if args.debug:
+            raise
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # a full disk, a broken download: not the user's typo
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt as err:
         print(f"{parser.prog}: interrupted{f': {err}' if str(err) else ''}", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk, a broken download: not a bug, not the user's typo
+        if args.debug:
+            raise
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

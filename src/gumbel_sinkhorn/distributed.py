@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import InvalidValueError
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -45,7 +47,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+        raise InvalidValueError(
+            f"environment variable {name} must be an integer, got {value!r}"
+        ) from None
 
 
 def launched_world_size() -> int:
@@ -107,15 +111,17 @@ def _device(device) -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(
+        raise InvalidValueError(
             f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}"
         ) from None
     if device.type == "meta":
-        raise ValueError("training needs real values: the meta device only has shapes")
+        raise InvalidValueError("training needs real values: the meta device only has shapes")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for, but CUDA is not available here")
+        raise InvalidValueError(f"device {device} was asked for, but CUDA is not available here")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {device} does not exist: {torch.cuda.device_count()} GPU(s)")
+        raise InvalidValueError(
+            f"device {device} does not exist: {torch.cuda.device_count()} GPU(s)"
+        )
     return device
 
 
@@ -140,7 +146,7 @@ def shard(batch, size: int, rank: int, world_size: int):
     ``world_size``. A task whose batches look different defines ``shard(batch, rank, world_size)``.
     """
     if size < world_size:
-        raise ValueError(
+        raise InvalidValueError(
             f"a batch of {size} items cannot be shared by {world_size} processes; "
             f"use a batch size of at least {world_size} (ideally a multiple of it)"
         )
@@ -148,7 +154,7 @@ def shard(batch, size: int, rank: int, world_size: int):
     def piece(value):
         if isinstance(value, torch.Tensor):
             if value.dim() == 0 or value.shape[0] != size:
-                raise ValueError(
+                raise InvalidValueError(
                     f"cannot split a batch of {size} items: it holds a tensor of shape "
                     f"{tuple(value.shape)}; give the task a shard(batch, rank, world_size) method"
                 )

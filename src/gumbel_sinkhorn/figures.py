@@ -21,6 +21,7 @@ import torch
 
 from . import checkpoint
 from .data import assemble_pieces, unscramble
+from .errors import InvalidValueError
 from .ops import matching, permutation_matrix, sinkhorn
 
 
@@ -103,7 +104,7 @@ def training_curves(
 ) -> Path:
     """Loss and the chosen held-out metrics per epoch (rows of ``metrics.jsonl``)."""
     if not history:
-        raise ValueError("training_curves needs at least one epoch of history, got none")
+        raise InvalidValueError("training_curves needs at least one epoch of history, got none")
     plt = _pyplot()
     metrics = [m for m in metrics if any(m in row for row in history)]
     fig, axes = plt.subplots(

@@ -7,6 +7,7 @@ import math
 import torch
 
 from . import _checks
+from .errors import InvalidValueError
 
 
 def _pair(perm_pred: torch.Tensor, perm_true: torch.Tensor) -> None:
@@ -29,7 +30,7 @@ def kendall_tau(perm_pred: torch.Tensor, perm_true: torch.Tensor) -> torch.Tenso
     _pair(perm_pred, perm_true)
     n = perm_pred.shape[-1]
     if n < 2:
-        raise ValueError(f"kendall_tau needs N >= 2 elements per item, got N = {n}")
+        raise InvalidValueError(f"kendall_tau needs N >= 2 elements per item, got N = {n}")
     i, j = torch.triu_indices(n, n, 1, device=perm_pred.device)
 
     def signs(p: torch.Tensor) -> torch.Tensor:  # compared, not subtracted: exact for any int64
@@ -54,7 +55,7 @@ def prop_wrong(perm_pred: torch.Tensor, perm_true: torch.Tensor) -> torch.Tensor
     """
     _pair(perm_pred, perm_true)
     if perm_pred.shape[-1] == 0:
-        raise ValueError("prop_wrong needs N >= 1 elements per item, got N = 0")
+        raise InvalidValueError("prop_wrong needs N >= 1 elements per item, got N = 0")
     return (perm_pred != perm_true).to(torch.get_default_dtype()).mean(-1)
 
 
@@ -77,9 +78,13 @@ def _error(x_hat, x, batch_dims, name, power):
     _checks.same_shape(x_hat, x, "x_hat and x")
     batch_dims = _checks.count(batch_dims, "batch_dims", minimum=0)
     if batch_dims > x.dim():
-        raise ValueError(f"{name}: batch_dims={batch_dims} but x has only {x.dim()} dimensions")
+        raise InvalidValueError(
+            f"{name}: batch_dims={batch_dims} but x has only {x.dim()} dimensions"
+        )
     if batch_dims < x.dim() and math.prod(x.shape[batch_dims:]) == 0:
-        raise ValueError(f"{name}: the items of shape {tuple(x.shape[batch_dims:])} are empty")
+        raise InvalidValueError(
+            f"{name}: the items of shape {tuple(x.shape[batch_dims:])} are empty"
+        )
     diff = (x_hat - x).abs().pow(power)
     return diff.flatten(batch_dims).mean(-1) if batch_dims < x.dim() else diff
 

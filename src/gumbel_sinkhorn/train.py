@@ -1,10 +1,11 @@
 """The one training loop: every experiment is a Task, trained and checkpointed the same way.
 
-A Task (``tasks/jigsaw.py``, ``tasks/sorting.py``) provides ``name``, ``config()`` and
-``from_config(cfg)``, ``build_model()``, ``train_batches(epoch, generator)``,
-``loss(model, batch)``, ``batch_size(batch)`` and ``evaluate(model) -> dict``. :func:`fit` does
-the rest: seeding, Adam, progress bar, per-epoch evaluation, ``metrics.jsonl``, atomic checkpoints,
-resume (also from the middle of an epoch), Ctrl-C, and torchrun / DistributedDataParallel.
+A task (:class:`gumbel_sinkhorn.tasks.Task`: ``name``, ``config``, ``build_model()``,
+``train_batches(epoch, generator)``, ``loss(model, batch)``, ``batch_size(batch)``,
+``evaluate(model) -> dict``) says what to learn; :func:`fit` does the rest: seeding, Adam, warm
+starts, progress, per-epoch evaluation, ``metrics.jsonl``, atomic checkpoints, resume (also from
+the middle of an epoch), Ctrl-C, and torchrun / DistributedDataParallel. It returns a
+:class:`FitResult` (the trained model, the history, the run folder).
 
 Randomness, the contract that makes runs reproducible, resumable and distributable:
 
@@ -19,43 +20,47 @@ Randomness, the contract that makes runs reproducible, resumable and distributab
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from . import _checks, checkpoint, distributed
+from . import checkpoint, distributed
+from .configs import FitConfig
+from .errors import InvalidValueError, MissingFileError
+from .runs import RunFolder
 
 
-class Task(Protocol):
-    name: str
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` trained: the model (eval mode, on its device), one row per epoch, and
+    the run folder that holds its checkpoint and ``metrics.jsonl``."""
 
-    def config(self) -> dict: ...
+    model: torch.nn.Module
+    history: list[dict[str, Any]]
+    run: RunFolder
 
-    def build_model(self) -> torch.nn.Module: ...
-
-    def train_batches(self, epoch: int, generator: torch.Generator): ...
-
-    def loss(self, model: torch.nn.Module, batch) -> torch.Tensor: ...
-
-    def batch_size(self, batch) -> int: ...
-
-    def evaluate(self, model: torch.nn.Module) -> dict[str, float]: ...
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The last epoch's row (its evaluation metrics included)."""
+        return self.history[-1] if self.history else {}
 
 
 # fit's precision: the dtype its forward passes autocast to (None: plain float32)
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # FitConfig.precision
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -132,39 +137,69 @@ def native_bfloat16(device: torch.device) -> bool:
     return True  # other backends: no way to tell, no warning
 
 
-def saved_options(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The ``options`` that :func:`fit` kept in ``run_dir``'s checkpoint (empty if none were)."""
-    state = checkpoint.load(Path(run_dir) / "checkpoint.pt", "checkpoint")
-    return dict(state.get("options") or {})
+def read_run(run: str | os.PathLike | RunFolder) -> dict[str, Any]:
+    """The checkpoint of the run in ``run`` (its config, ``fit`` options, history, weights...)."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    if not run.has_run():
+        raise MissingFileError(f"{run.path} has no {run.checkpoint.name} to resume from")
+    return checkpoint.load(run.checkpoint, "checkpoint")
+
+
+def warm_start(model: torch.nn.Module, task, source: str | os.PathLike) -> None:
+    """Load the weights of ``source`` (a shipped name, weights file or run folder) into ``model``.
+
+    The weights must come from the same kind of task; a model that defines ``load_smaller``
+    (:meth:`~gumbel_sinkhorn.nn.SinkhornPieceNet.load_smaller`) may grow parts they lack.
+    """
+    payload = checkpoint.read_weights(source)
+    if payload["task"] != task.name:
+        raise InvalidValueError(
+            f"init weights {source} are a {payload['task']} model, not a {task.name} one"
+        )
+    load = getattr(model, "load_smaller", None) or model.load_state_dict
+    try:
+        load(payload["state_dict"])
+    except (RuntimeError, ValueError) as err:
+        raise InvalidValueError(
+            f"init weights {source} do not fit this model: {_first_line(err)}"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _lr_factor(schedule: str | None, epochs: int):
-    if schedule is None or schedule == "none":
+    if schedule in (None, "none"):
         return lambda epoch: 1.0
     if schedule == "cosine":
         return lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-    raise ValueError(f"lr_schedule must be None, 'none' or 'cosine', got {schedule!r}")
+    raise InvalidValueError(f"lr_schedule must be None, 'none' or 'cosine', got {schedule!r}")
 
 
-def _resume_state(path: Path, task: Task, seed: int) -> dict[str, Any]:
-    state = checkpoint.load(path, "checkpoint")
+def _check_resume(state: dict[str, Any], path: Path, task, seed: int) -> None:
     if state["task"] != task.name:
-        raise ValueError(
+        raise InvalidValueError(
             f"{path} was written for another experiment ({state['task']}, not {task.name}); "
             "use a new run folder"
         )
-    changed = _differences(state["config"], task.config())
+    changed = _differences(_saved_config(task, state["config"]), task.config.to_dict())
     if changed:
-        raise ValueError(
+        raise InvalidValueError(
             f"{path} was written for another experiment: {'; '.join(changed)}. Resume with the "
             "run's options or use a new run folder"
         )
     if state["seed"] != seed:
-        raise ValueError(
+        raise InvalidValueError(
             f"{path} was trained with seed {state['seed']}; resume it with the same seed "
             f"(got {seed}) or use a new run folder"
         )
-    return state
+
+
+def _saved_config(task, config: dict) -> dict:
+    """A checkpoint's task config in today's form (older releases named options otherwise)."""
+    return type(task.config).from_dict(config).to_dict()
 
 
 def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
@@ -212,28 +247,33 @@ class _StopSignals:
 
 
 def fit(
-    task: Task,
-    run_dir: str | os.PathLike,
+    task,
+    run_dir: str | os.PathLike | RunFolder,
+    config: FitConfig | None = None,
     *,
-    epochs: int,
-    lr: float,
-    seed: int = 0,
-    resume: bool = False,
-    progress: bool = True,
-    eval_every: int = 1,
-    grad_clip: float | None = None,
-    lr_schedule: str | None = None,
+    resume: bool | dict[str, Any] = False,
+    init: str | os.PathLike | None = None,
+    progress: bool | None = None,
     device: str | torch.device | None = None,
-    save_every: int | None = None,
-    precision: str = "float32",
-    options: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Train ``task``'s model for ``epochs`` epochs; return one dict of numbers per epoch.
+    **options,
+) -> FitResult:
+    """Train ``task``'s model as ``config`` (or ``FitConfig(**options)``) says.
 
-    Writes ``run_dir/checkpoint.pt`` (atomically, after every epoch, every ``save_every`` steps if
-    given, and on Ctrl-C / SIGTERM before raising :class:`TrainingInterrupted`) and
-    ``run_dir/metrics.jsonl``. With ``resume=True`` it continues from the checkpoint, also from the
-    middle of an epoch; a resumed run ends with the same weights as an uninterrupted one.
+    >>> import tempfile
+    >>> from gumbel_sinkhorn.tasks.sorting import SortingTask
+    >>> task = SortingTask.create(n=5, steps_per_epoch=5, eval_lists=20)
+    >>> result = fit(task, tempfile.mkdtemp(), epochs=2, lr=0.1, progress=False)
+    >>> len(result.history), sorted(result.metrics)[:2], result.run.checkpoint.name
+    (2, ['epoch', 'kendall_tau'], 'checkpoint.pt')
+
+    Writes ``checkpoint.pt`` (atomically, after every epoch, every ``save_every`` steps if given,
+    and on Ctrl-C / SIGTERM before raising :class:`TrainingInterrupted`) and ``metrics.jsonl``
+    into the run folder (:class:`~gumbel_sinkhorn.runs.RunFolder`). ``resume=True`` continues
+    from the checkpoint, also from the middle of an epoch (a resumed run ends with the same
+    weights as an uninterrupted one) and rewrites ``metrics.jsonl`` from it even when nothing is
+    left to train; ``resume`` may also be the checkpoint :func:`read_run` already read.
+    ``init``: start from these weights (:func:`warm_start`). ``progress``: a progress bar and a
+    line per epoch; ``None`` (default) shows the bar only on a terminal and the lines always.
 
     Under ``torchrun --nproc-per-node K`` it trains with DistributedDataParallel: each rank trains
     on its slice of every global batch, the loss and items/s are summed over ranks, and only rank 0
@@ -245,86 +285,80 @@ def fit(
     (convolutions and matrix products in bfloat16, weights and optimizer in float32; the
     Sinkhorn operator still solves in float32). Faster where the hardware has bfloat16 units
     (recent GPUs; CPUs with AVX512-BF16 or AMX); where it must be emulated (slower) ``fit``
-    warns (:func:`native_bfloat16`).
-    Evaluation stays in float32.
-
-    ``options``: what launched the run (the command line's, say), kept in every checkpoint as
-    given: :func:`saved_options` reads them back, so a resume can reuse them.
+    warns (:func:`native_bfloat16`). Evaluation stays in float32.
     """
-    epochs = _checks.count(epochs, "epochs")
-    lr = _checks.positive(lr, "lr")
-    eval_every = _checks.count(eval_every, "eval_every")
-    if save_every is not None:
-        save_every = _checks.count(save_every, "save_every")
-    _lr_factor(lr_schedule, epochs)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
-    run_dir = Path(run_dir)
+    config = (config or FitConfig()).replace(**options)
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     with distributed.cluster(device) as here, _StopSignals() as stop:
-        if precision == "bfloat16" and here.is_main and not native_bfloat16(here.device):
+        if config.precision == "bfloat16" and here.is_main and not native_bfloat16(here.device):
             warnings.warn(
                 f"precision='bfloat16': {here.device} has no bfloat16 arithmetic (CPUs need "
                 "AVX512-BF16 or AMX, GPUs Ampere or later), so it is emulated and training is "
                 "likely slower than in float32",
                 stacklevel=2,
             )
-        loop = _Loop(
-            task, run_dir, here, stop,
-            seed=seed, progress=progress and here.is_main, precision=precision, options=options,
-        )  # fmt: skip
-        loop.start(lr, epochs, lr_schedule, resume)
+        bar = sys.stderr.isatty() if progress is None else progress
+        loop = _Loop(task, run, here, stop, config, bar=bar and here.is_main,
+                     lines=progress is not False and here.is_main)  # fmt: skip
+        loop.start(resume, init)
         try:
-            return loop.run(epochs, eval_every, grad_clip, save_every)
+            history = loop.run()
         finally:
             # DistributedDataParallel's reducer holds the process group: it must go first, or
             # destroying it after the group can hang in gloo's destructor (seen under torchrun)
             loop.trained = None
+        return FitResult(loop.model.eval(), history, run)
 
 
 class _Loop:
     """The state of one :func:`fit` call: model, optimizer, history and the position in an epoch."""
 
-    def __init__(self, task, run_dir: Path, here, stop, *, seed, progress, precision, options):
-        self.task, self.run_dir, self.here, self.stop = task, run_dir, here, stop
-        self.seed, self.progress, self.precision = seed, progress, precision
-        self.options = options
-        self.ckpt_path = run_dir / "checkpoint.pt"
+    def __init__(self, task, run: RunFolder, here, stop, config: FitConfig, *, bar, lines):
+        self.task, self.run_folder, self.here, self.stop = task, run, here, stop
+        self.config, self.seed, self.bar, self.lines = config, config.seed, bar, lines
+        self.ckpt_path = run.checkpoint
 
-    def start(self, lr, epochs, lr_schedule, resume):
+    def start(self, resume, init):
+        cfg = self.config
         torch.manual_seed(self.seed)
         self.model = self.task.build_model().to(self.here.device)
+        if init is not None:
+            warm_start(self.model, self.task, init)
         if self.here.distributed and self.here.device.type == "cuda":
             # batch statistics over the global batch, as in one process (GPU only in PyTorch)
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.optimizer = adam(self.model.parameters(), lr, self.here.device)
+        self.optimizer = adam(self.model.parameters(), cfg.lr, self.here.device)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_factor(lr_schedule, epochs)
+            self.optimizer, _lr_factor(cfg.lr_schedule, cfg.epochs)
         )
         self.history: list[dict[str, Any]] = []
         self.position: dict[str, Any] | None = None  # where a checkpoint stopped mid-epoch
-        checkpoint.writable_folder(self.run_dir)  # after build_model: its errors come first
+        checkpoint.writable_folder(self.run_folder.path)  # after build_model: its errors first
         if self.here.is_main:  # what a killed run was writing
-            for name in ("checkpoint.pt", "metrics.jsonl"):
-                checkpoint.remove_temporaries(self.run_dir / name)
-        if resume and self.ckpt_path.exists():
-            state = _resume_state(self.ckpt_path, self.task, self.seed)
-            self.model.load_state_dict(state["model"])
+            for path in (self.ckpt_path, self.run_folder.metrics):
+                checkpoint.remove_temporaries(path)
+        if resume is not False and self.run_folder.has_run():
+            state = resume if isinstance(resume, dict) else read_run(self.run_folder)
+            _check_resume(state, self.ckpt_path, self.task, self.seed)
+            checkpoint.load_state(self.model, state["model"], self.ckpt_path)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.history = state["history"]
             self.position = state.get("position")
-        elif self.ckpt_path.exists():
-            raise ValueError(
-                f"{self.run_dir} already holds a run; pass resume=True or use a new folder"
+            self._write_metrics()  # a run killed before it rewrote them gets them back
+        elif self.run_folder.has_run():
+            raise InvalidValueError(
+                f"{self.run_folder.path} already holds a run; resume it or use a new folder"
             )
         self.trained = self.model
         if self.here.distributed:
             ids = [self.here.device.index] if self.here.device.type == "cuda" else None
             self.trained = DistributedDataParallel(self.model, device_ids=ids)
 
-    def run(self, epochs, eval_every, grad_clip, save_every):
+    def run(self):
+        epochs, eval_every = self.config.epochs, self.config.eval_every
         for epoch in range(len(self.history), epochs):
-            row = self._train_epoch(epoch, grad_clip, save_every)
+            row = self._train_epoch(epoch, self.config.grad_clip, self.config.save_every)
             row["lr"] = self.scheduler.get_last_lr()[0]
             self.scheduler.step()
             if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
@@ -335,30 +369,31 @@ class _Loop:
             self.history.append(row)
             self.position = None
             self._save()
-            if self.here.is_main:
-                lines = "".join(json.dumps(r) + "\n" for r in self.history)
-                checkpoint.atomic_write(
-                    self.run_dir / "metrics.jsonl", lambda f, s=lines: f.write(s.encode())
-                )
-                if self.progress:
-                    tqdm.write(_summary(row))
+            self._write_metrics()
+            if self.lines:
+                tqdm.write(_summary(row), file=sys.stderr if self.bar else sys.stdout)
             if distributed.all_sum([float(self.stop.received is not None)], self.here)[0]:
                 self._interrupted(f"after epoch {epoch + 1}")
         return self.history
+
+    def _write_metrics(self):
+        if self.here.is_main:
+            lines = "".join(json.dumps(r) + "\n" for r in self.history)
+            checkpoint.atomic_write(self.run_folder.metrics, lambda f: f.write(lines.encode()))
 
     def _save(self):
         if not self.here.is_main:
             return
         state = {
             "task": self.task.name,
-            "config": self.task.config(),
+            "config": self.task.config.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
             "position": self.position,
             "seed": self.seed,
-            "options": self.options,
+            "fit": self.config.to_dict(),
         }
         checkpoint.save(self.ckpt_path, "checkpoint", state)
 
@@ -385,7 +420,7 @@ class _Loop:
                 batch = next(iterator, None)
                 if batch is None:
                     if step < start:
-                        raise ValueError(
+                        raise InvalidValueError(
                             f"the checkpoint stopped at step {start} of epoch {epoch + 1}, but "
                             f"the task's epoch has {step} batches; resume with the same options"
                         )
@@ -414,7 +449,7 @@ class _Loop:
             desc=f"epoch {epoch + 1}",
             total=total,
             initial=steps,
-            disable=not self.progress,
+            disable=not self.bar,
             leave=False,
         )
         self.model.train()

@@ -1,48 +1,39 @@
-"""``train --resume`` on the command line: a run continues with the options it started with."""
+"""``train`` on the command line: start a run, or resume one with the options it started with."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+import dataclasses
 
-from ..cli import UsageError, given_options
-from ..train import saved_options
-
-# what belongs to one invocation rather than to the run
-PER_INVOCATION = ("run_dir", "resume", "quiet", "device", "func", "argv")
+from ..configs import Config, FitConfig
+from ._common import config_from_args
 
 
-def add_resume_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir with its options (any given here override them)",
-    )
+def run_configs(
+    args: argparse.Namespace, task_config: Config, fit_config: FitConfig
+) -> tuple[Config, FitConfig, dict | None]:
+    """The task's and the training loop's configurations of this ``train`` call, and with
+    ``--resume`` the run's checkpoint (read once, handed on to ``fit``).
 
-
-def resumed(args: argparse.Namespace) -> argparse.Namespace:
-    """``args``; with ``--resume``, the run's own options wherever the command line gives none.
-
-    The options come from the run's checkpoint (see :func:`run_options`); a run written before
-    they were kept there resumes with the command line's options and defaults, as before.
+    A new run starts from ``task_config`` / ``fit_config`` (the command's defaults or a preset);
+    a resumed one from those it was started with. Either way the options given on the command
+    line win.
     """
-    if not args.resume:
-        return args
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "checkpoint.pt").exists():
-        raise UsageError(f"--resume: {run_dir} has no checkpoint.pt to resume from")
-    argv = getattr(args, "argv", None)  # None: not parsed by cli.main, take args as they are
-    if argv is None:
-        return args
-    given = given_options(argv)
-    kept = {k: v for k, v in saved_options(run_dir).items() if k not in given and hasattr(args, k)}
-    return argparse.Namespace(**{**vars(args), **kept})
+    state = None
+    if args.resume:
+        from ..train import read_run
+
+        state = read_run(args.run_dir)
+        task_config = type(task_config).from_dict(state["config"])
+        # runs of earlier releases kept the command line's options instead of "fit"
+        fit_names = {f.name for f in dataclasses.fields(FitConfig)}
+        saved = state.get("fit") or {
+            k: v for k, v in (state.get("options") or {}).items() if k in fit_names
+        }
+        fit_config = fit_config.from_dict({**fit_config.to_dict(), **saved})
+    return config_from_args(task_config, args), config_from_args(fit_config, args), state
 
 
-def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options a run keeps in its checkpoint: all but those of this invocation alone."""
-    plain = (str, int, float, bool, type(None))
-    return {
-        k: v for k, v in vars(args).items() if k not in PER_INVOCATION and isinstance(v, plain)
-    }
+def progress(args: argparse.Namespace) -> bool | None:
+    """``fit``'s progress setting: off with ``--quiet``, else automatic (a bar on terminals)."""
+    return False if args.quiet else None

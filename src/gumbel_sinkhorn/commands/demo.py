@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import torch
-
-from .. import _checks, ops
+from ..configs import count
 
 
-def run(seed: int = 0, n: int = 4) -> dict[str, torch.Tensor]:
+def run(seed: int = 0, n: int = 4) -> dict:
     """Compute what the demo prints; returned so that it can be checked.
 
+    >>> import torch
     >>> out = run()
     >>> torch.allclose(out["P"].sum(-2), torch.ones(4), atol=1e-3)
     True
     """
-    n = _checks.count(n, "--n (the matrix size)")
+    import torch
+
+    from .. import ops
+
+    n = count(n, "--n (the matrix size)")
     gen = torch.Generator().manual_seed(seed)
     log_alpha = torch.randn(n, n, generator=gen)
     return {
@@ -26,12 +29,14 @@ def run(seed: int = 0, n: int = 4) -> dict[str, torch.Tensor]:
     }
 
 
-def _show(title: str, value: torch.Tensor) -> None:
+def _show(title: str, value) -> None:
     print(f"\n{title}")
     print(value.numpy().round(3) if value.is_floating_point() else value.tolist())
 
 
 def main(args) -> int:
+    import torch
+
     out = run(args.seed, args.n)
     torch.set_printoptions(precision=3, sci_mode=False)
     _show("log_alpha: random scores", out["log_alpha"])

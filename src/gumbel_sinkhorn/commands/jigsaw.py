@@ -8,116 +8,72 @@ gumbel-sinkhorn jigsaw demo
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-import torch
+from ..configs import FitConfig
+from ..configs.jigsaw import PRESETS, SAMPLING, TRAINING, JigsawConfig
+from ..runs import RunFolder
+from ._common import (
+    ENV_VAR,
+    HelpFormatter,
+    UsageError,
+    add_config_options,
+    add_data_root,
+    add_fit_options,
+    add_model_source,
+    output_path,
+    print_table,
+)
+from ._runs import progress, run_configs
 
-from .. import _checks, checkpoint, figures, pretrained
-from ..cli import HelpFormatter, UsageError
-from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
-from ..distributed import is_main_process
-from ..tasks.jigsaw import DEFAULT_MODEL, METRICS, TUTORIAL_MODEL, JigsawTask
-from ..train import PRECISIONS
-from ._runs import add_resume_option, resumed, run_options
-
+METRICS = ("kendall_tau", "prop_wrong", "prop_any_wrong", "l1", "l2", "prop_exact")
 CURVES = ("kendall_tau", "prop_exact", "prop_wrong")
-# How each --model preset is trained unless the command line says otherwise: ours with the recipe
-# of the shipped 3x3 to 5x5 models (docs/RESULTS.md), the tutorial's network as the tutorial did.
-TRAINING = {
-    "ours": dict(lr=3e-3, lr_schedule="cosine", loss_exponent=0.25, augment_shift=1),
-    "tutorial": dict(lr=1e-4, lr_schedule="none", loss_exponent=1.0, augment_shift=0),
-}
+
+
+def preset(name: str) -> tuple[JigsawConfig, FitConfig]:
+    """The task and training configurations of ``--model ours`` / ``--model tutorial``."""
+    training = TRAINING[name]
+    task = JigsawConfig(
+        model=PRESETS[name],
+        sampling=SAMPLING[name],
+        loss_exponent=training["loss_exponent"],
+        augment_shift=training["augment_shift"],
+    )
+    return task, FitConfig(lr=training["lr"], lr_schedule=training["lr_schedule"])
 
 
 # -- train --------------------------------------------------------------------------------------
 
 
-# the model options the command line can set (the presets also fix g2_bias and n_heads)
-MODEL_FLAGS = (
-    "hidden",
-    "kernel",
-    "n_conv",
-    "pool",
-    "n_context",
-    "d_model",
-    "tau",
-    "n_iter",
-    "n_samples",
-    "noise_factor",
-    "input_power",
-)
-
-
-def model_options(args) -> dict:
-    """The model options from the command line: a preset, then the explicit overrides."""
-    preset = TUTORIAL_MODEL if args.model == "tutorial" else DEFAULT_MODEL
-    options = _overridden(preset, args, MODEL_FLAGS)
-    if options["input_power"] == 0:  # --input-power 0: no power channels
-        options["input_power"] = None
-    return options
-
-
-def training_options(args) -> dict:
-    """lr, lr_schedule, loss_exponent, augment_shift: the preset's, then the explicit ones."""
-    return _overridden(TRAINING[args.model], args, TRAINING[args.model])
-
-
-def _overridden(preset: dict, args, flags) -> dict:
-    """``preset`` with each of ``flags`` replaced by its command-line value where one was given."""
-    given = {key: getattr(args, key) for key in flags}
-    return {**preset, **{key: value for key, value in given.items() if value is not None}}
-
-
 def train(args) -> int:
+    from .. import figures
+    from ..checkpoint import save_weights
+    from ..distributed import is_main_process
+    from ..tasks.jigsaw import JigsawTask
     from ..train import fit
 
-    args = resumed(args)
-    training = training_options(args)
-    run_dir = Path(args.run_dir)
-    task = JigsawTask(
-        dataset=args.dataset,
-        grid=args.grid,
-        data_root=args.data_root,
-        fit=args.fit,
-        images_per_batch=_checks.count(args.batch_size, "--batch-size"),
-        train_size=args.train_size,
-        test_size=args.test_size,
-        model=model_options(args),
-        init_weights=args.init,
-        loss_exponent=training["loss_exponent"],
-        augment_shift=training["augment_shift"],
-    )
-    history = fit(
-        task,
-        run_dir,
-        epochs=args.epochs,
-        lr=training["lr"],
-        seed=args.seed,
-        resume=args.resume,
-        progress=not args.quiet,
-        lr_schedule=training["lr_schedule"],
-        save_every=args.save_every,
+    config, fit_config, state = run_configs(args, *preset(args.model))
+    task = JigsawTask(config, data_root=args.data_root)
+    task.images.split("train")  # a missing or corrupt file is refused before the run folder
+    run = RunFolder(args.run_dir)
+    result = fit(
+        task, run, fit_config, resume=state or False, init=args.init, progress=progress(args),
         device=args.device,
-        precision=args.precision,
-        options=run_options(args),
-    )
+    )  # fmt: skip
     if not is_main_process():  # under torchrun: rank 0 alone writes weights and figures
         return 0
-    metrics = {k: history[-1][k] for k in METRICS if k in history[-1]}
-    _, model, _ = pretrained.load_model(run_dir)
-    pretrained.save_weights(run_dir / "weights.pt", task, model, metrics)
-    _print_table({"this run": metrics})
+    model = result.model.cpu()
+    metrics = {k: result.metrics[k] for k in METRICS if k in result.metrics}
+    save_weights(run.weights, task, model, metrics)
+    print_table({"this run": metrics}, METRICS)
+    cfg = task.config
     figures.training_curves(
-        history,
-        run_dir / "curves.png",
-        metrics=CURVES,
-        title=f"{task.dataset} {task.grid}x{task.grid}",
-    )
-    per_puzzle = task.solve_test_set(model)
-    _puzzle_figure(task, per_puzzle, run_dir / "puzzles.png")
-    print(f"wrote {run_dir}/weights.pt, metrics.jsonl, curves.png, puzzles.png")
+        result.history, run.figure("curves"), metrics=CURVES,
+        title=f"{cfg.dataset} {cfg.grid}x{cfg.grid}",
+    )  # fmt: skip
+    _puzzle_figure(task, task.solve_test_set(model), run.figure("puzzles"))
+    print(f"wrote {run.weights}, {run.metrics.name}, curves.png, puzzles.png")
     return 0
 
 
@@ -125,36 +81,43 @@ def train(args) -> int:
 
 
 def evaluate(args) -> int:
+    output = output_path(args.output, (".json",), "--output")
+    figure = output_path(args.figure, (".png",), "--figure")
     task, model = _load(args)
     start = time.perf_counter()
     per_puzzle = task.solve_test_set(model)
     result = {k: float(per_puzzle[k].mean()) for k in METRICS}
     seconds = time.perf_counter() - start
+    cfg = task.config
     print(
-        f"{len(per_puzzle['perm_pred'])} test puzzles, {task.dataset} {task.grid}x{task.grid}, "
+        f"{len(per_puzzle['perm_pred'])} test puzzles, {cfg.dataset} {cfg.grid}x{cfg.grid}, "
         f"solved in {seconds:.1f} s"
     )
-    _print_table({args.pretrained or str(args.run): result})
-    if args.output:
-        checkpoint.write_json(args.output, result)
-        print(f"wrote {args.output}")
-    if args.figure:
-        _puzzle_figure(task, per_puzzle, args.figure)
-        print(f"wrote {args.figure}")
+    print_table({str(args.pretrained): result}, METRICS)
+    if output:
+        from ..files import write_json
+
+        write_json(output, result)
+        print(f"wrote {output}")
+    if figure:
+        _puzzle_figure(task, per_puzzle, figure)
+        print(f"wrote {figure}")
     return 0
 
 
 def _load(args):
-    if (args.pretrained is None) == (args.run is None):
-        raise UsageError("give exactly one of --pretrained NAME and --run DIR_OR_FILE")
-    task, model, _ = pretrained.load_model(args.pretrained or args.run)
+    from ..pretrained import load_model
+
+    source = args.pretrained
+    if source is None:
+        raise UsageError("give --pretrained NAME (a shipped model, weights file or run folder)")
+    context = {"data_root": args.data_root}
+    task, model, _ = load_model(source, **context)
     if task.name != "jigsaw":
-        raise UsageError(f"{args.pretrained or args.run} is a {task.name} model, not a jigsaw one")
-    overrides = {"data_root": args.data_root} if args.data_root else {}
+        raise UsageError(f"{source} is a {task.name} model, not a jigsaw one")
     if getattr(args, "test_size", None) is not None:
-        overrides["test_size"] = args.test_size
-    if overrides:
-        task = JigsawTask.from_config({**task.config(), **overrides})
+        config = task.config.replace(test_size=args.test_size)
+        task = type(task)(config, **context)
     return task, model
 
 
@@ -162,31 +125,33 @@ def _load(args):
 
 
 def solve(args) -> int:
+    import torch
+
+    from ..data import assemble_pieces, cut_pieces, load_image, save_image, unscramble
+
+    output = output_path(args.output, (".png", ".jpg", ".jpeg"), "--output")
     task, model = _load(args)
-    channels, height, width = task.image_shape
+    channels, height, width = task.config.image_shape
     image = load_image(args.image, channels=channels)
     if tuple(image.shape[-2:]) != (height, width):
-        image = fit_to_grid(image, task.grid, mode="resize")
+        from ..data import fit_to_grid, resize_images
+
+        image = fit_to_grid(image, task.config.grid, mode="resize")
         if tuple(image.shape[-2:]) != (height, width):
-            from ..data import resize_images
-
             image = resize_images(image, (height, width))
-    x = task.normalize(image.unsqueeze(0))
+    x = task.images.normalize(image.unsqueeze(0))
     if args.scrambled:
-        from ..data import cut_pieces
-
-        scrambled = cut_pieces(x, task.grid)
+        scrambled = cut_pieces(x, task.config.grid)
     else:
         scrambled = task.puzzles(x, torch.Generator().manual_seed(args.seed)).scrambled
-    perm = model.solve(scrambled)
-    from ..data import assemble_pieces, unscramble
-
+    perm = task.predict(model, scrambled)
     solved = assemble_pieces(unscramble(scrambled, perm))[0]
-    output = Path(args.output or Path(args.image).with_name(Path(args.image).stem + "-solved.png"))
-    save_image(task.denormalize(solved).clamp(0, 1), output)
+    output = output or Path(args.image).with_name(Path(args.image).stem + "-solved.png")
+    save_image(task.images.denormalize(solved).clamp(0, 1), output)
     if not args.scrambled:
         scrambled_path = output.with_name(output.stem + "-scrambled.png")
-        save_image(task.denormalize(assemble_pieces(scrambled)[0]).clamp(0, 1), scrambled_path)
+        save_image(task.images.denormalize(assemble_pieces(scrambled)[0]).clamp(0, 1),
+                   scrambled_path)  # fmt: skip
         print(f"wrote {scrambled_path}")
     print(f"wrote {output}  (piece i goes to position perm[i]: {perm[0].tolist()})")
     return 0
@@ -208,11 +173,13 @@ EXPLAIN = """\
                   count swapping two identical (e.g. blank) pieces as an error"""
 
 
-def demo_task(args) -> JigsawTask:
-    """MNIST 3x3 from the data root / cache / mirrors, else the embedded digits (said plainly)."""
-    try:
-        from ..data import load_mnist
 
+
+def demo_config(args) -> tuple[JigsawConfig, str | None]:
+    """MNIST 3x3 from the data root / cache / mirrors, else the embedded digits (said plainly)."""
+    from ..data import load_mnist
+
+    try:
         load_mnist("train", root=args.data_root)
         load_mnist("test", root=args.data_root)
     except (OSError, ValueError) as err:  # DatasetNotFoundError, CorruptFileError
@@ -223,66 +190,63 @@ def demo_task(args) -> JigsawTask:
             "Running the demo on the 1,797 8x8 handwritten digits embedded in the package "
             "instead (upscaled to 16x16, 2x2 puzzles): no download needed.\n"
         )
-        return JigsawTask(
-            dataset="digits",
-            grid=2,
-            image_size=16,
-            train_size=args.train_size,
+        config = JigsawConfig(
+            dataset="digits", grid=2, image_size=16, train_size=args.train_size,
             loss_exponent=DEMO_TRAINING["loss_exponent"],
-        )
-    return JigsawTask(
-        dataset="mnist",
-        grid=3,
-        data_root=args.data_root,
-        train_size=args.train_size,
-        model=dict(DEFAULT_MODEL),
+        )  # fmt: skip
+        return config, None
+    config = JigsawConfig(
+        dataset="mnist", grid=3, train_size=args.train_size,
         loss_exponent=DEMO_TRAINING["loss_exponent"],
-    )
+    )  # fmt: skip
+    return config, args.data_root
 
 
 def demo(args) -> int:
+    from .. import figures
+    from ..files import writable_folder
+    from ..pretrained import load_model
+    from ..runs import available
+    from ..tasks.jigsaw import JigsawTask
     from ..train import fit
 
-    run_dir = checkpoint.writable_folder(args.run_dir)
-    for name in ("checkpoint.pt", "metrics.jsonl"):  # a demo always starts afresh
-        (run_dir / name).unlink(missing_ok=True)
-    task = demo_task(args)
-    n_train = len(task.images("train"))
-    epochs = args.epochs if task.dataset == "mnist" else 10 * args.epochs  # 1,437 images only
-    g = task.grid
+    fit_config = FitConfig(
+        epochs=args.epochs, lr=DEMO_TRAINING["lr"], lr_schedule=DEMO_TRAINING["lr_schedule"],
+        seed=args.seed,
+    )  # fmt: skip
+    config, root = demo_config(args)
+    if config.dataset != "mnist":  # 1,437 images only
+        fit_config = fit_config.replace(epochs=10 * args.epochs)
+    run = RunFolder(writable_folder(args.run_dir))
+    for path in (run.checkpoint, run.metrics):  # a demo always starts afresh
+        path.unlink(missing_ok=True)
+    task = JigsawTask(config, data_root=root)
+    n_train = len(task.images.split("train"))
+    g = config.grid
     print(
-        f"Jigsaw puzzles: {task.dataset} images cut into {g}x{g} pieces and shuffled. A Sinkhorn "
-        f"network learns to put the pieces back\nfrom the reconstruction error alone (it never "
-        f"sees the true order). Training {epochs} epochs on {n_train:,} images..."
+        f"Jigsaw puzzles: {config.dataset} images cut into {g}x{g} pieces and shuffled. A "
+        "Sinkhorn network learns to put the pieces back\nfrom the reconstruction error alone (it "
+        f"never sees the true order). Training {fit_config.epochs} epochs on {n_train:,} images..."
     )
     start = time.perf_counter()
-    history = fit(
-        task,
-        run_dir,
-        epochs=epochs,
-        lr=DEMO_TRAINING["lr"],
-        lr_schedule=DEMO_TRAINING["lr_schedule"],
-        seed=args.seed,
-        progress=not args.quiet,
-    )
+    result = fit(task, run, fit_config, progress=False if args.quiet else None)
     minutes = (time.perf_counter() - start) / 60
-    model = pretrained.load_model(run_dir)[1]
-    per_puzzle = task.solve_test_set(model)
-    columns = {f"demo ({minutes:.1f} min)": {k: history[-1][k] for k in METRICS}}
-    shipped = f"{task.dataset}-{g}x{g}"
-    if shipped in pretrained.available():
-        _, shipped_model, _ = pretrained.load_model(shipped)
-        columns[f"shipped {shipped}"] = task.evaluate(shipped_model)
+    per_puzzle = task.solve_test_set(result.model)
+    columns = {f"demo ({minutes:.1f} min)": {k: result.metrics[k] for k in METRICS}}
+    shipped = f"{config.dataset}-{g}x{g}"
+    if shipped in available():
+        columns[f"shipped {shipped}"] = task.evaluate(load_model(shipped)[1])
     print(f"\nAll {len(per_puzzle['perm_pred']):,} test puzzles, solved with hard matching:")
-    _print_table(columns)
+    print_table(columns, METRICS)
     print("\n" + EXPLAIN)
     figures.training_curves(
-        history, run_dir / "curves.png", metrics=CURVES, title=f"demo: {task.dataset} {g}x{g}"
-    )
-    _puzzle_figure(task, per_puzzle, run_dir / "puzzles.png")
+        result.history, run.figure("curves"), metrics=CURVES,
+        title=f"demo: {config.dataset} {g}x{g}",
+    )  # fmt: skip
+    _puzzle_figure(task, per_puzzle, run.figure("puzzles"))
     print(
-        f"\nFigures: {run_dir / 'puzzles.png'} (scrambled | solved | original, wrong pieces "
-        f"framed in red) and {run_dir / 'curves.png'}."
+        f"\nFigures: {run.figure('puzzles')} (scrambled | solved | original, wrong pieces "
+        f"framed in red) and {run.figure('curves')}."
     )
     print(
         "Next: gumbel-sinkhorn jigsaw evaluate --pretrained mnist-6x6 --figure 6x6.png; "
@@ -294,59 +258,33 @@ def demo(args) -> int:
 # -- shared -------------------------------------------------------------------------------------
 
 
-def _number(value: float) -> str:
-    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
-
-
-def _print_table(columns: dict[str, dict]) -> None:
-    names = list(columns)
-    width = max(14, *(len(n) for n in names))
-    print(f"{'metric':<15}" + "".join(f"{n:>{width + 2}}" for n in names))
-    for key in METRICS:
-        cells = "".join(
-            f"{_number(columns[n][key]) if key in columns[n] else '-':>{width + 2}}" for n in names
-        )
-        print(f"{key:<15}{cells}")
-
-
 def _puzzle_figure(task, per_puzzle, path, n=8):
     """The first test puzzles, with up to half the rows given to failures (if any)."""
+    import torch
+
+    from .. import figures
+
     exact = per_puzzle["prop_exact"]
     failures = (exact == 0).nonzero().flatten()[: n // 2]
     successes = (exact == 1).nonzero().flatten()[: n - len(failures)]
     rows = torch.cat([successes, failures])
     puzzles = type(per_puzzle["puzzles"])(*(t[rows] for t in per_puzzle["puzzles"]))
     note = f"; last {len(failures)} rows: failures" if len(failures) else ""
+    cfg = task.config
     figures.puzzle_grid(
         puzzles,
         per_puzzle["perm_pred"][rows],
         path,
         n=n,
-        denormalize=task.denormalize,
-        title=f"{task.dataset} {task.grid}x{task.grid}: {exact.mean():.1%} exact{note}",
+        denormalize=task.images.denormalize,
+        title=f"{cfg.dataset} {cfg.grid}x{cfg.grid}: {exact.mean():.1%} exact{note}",
     )
 
 
 # -- the parser ---------------------------------------------------------------------------------
 
-
-def _add_model_source(parser) -> None:
-    parser.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        help=f"a shipped model: {', '.join(pretrained.available()) or 'none yet'}",
-    )
-    parser.add_argument(
-        "--run",
-        metavar="PATH",
-        help="a run folder, checkpoint.pt or weights file instead of --pretrained",
-    )
-    parser.add_argument(
-        "--data-root",
-        metavar="DIR",
-        help=f"folder holding mnist/ and fashion-mnist/ (default: ${ENV_VAR}, "
-        "the user cache, else download)",
-    )
+# deprecated spellings, accepted for one release
+ALIASES = {"sampling.n_samples": ("--samples",)}
 
 
 def register(commands) -> None:
@@ -357,131 +295,46 @@ def register(commands) -> None:
         "reconstruction alone (never the true permutation).",
     )
     sub = jigsaw.add_subparsers(dest="jigsaw_command", required=True, metavar="ACTION")
-    fmt = HelpFormatter
 
     p = sub.add_parser(
         "train",
         help="train a model; writes a run folder",
-        formatter_class=fmt,
-        description="Train a Sinkhorn network on scrambled images. Writes "
-        "checkpoint.pt and metrics.jsonl every epoch, then weights.pt, curves.png "
-        "and puzzles.png.",
+        formatter_class=HelpFormatter,
+        description="Train a Sinkhorn network on scrambled images. Writes checkpoint.pt and "
+        "metrics.jsonl every epoch, then weights.pt, curves.png and puzzles.png. The defaults "
+        "shown are those of --model ours.",
     )
-    p.add_argument(
-        "--dataset", default="mnist", help=f"one of {', '.join(NAMES)}, or a folder of images"
-    )
-    p.add_argument(
-        "--data-root",
-        metavar="DIR",
-        help=f"folder holding mnist/ and fashion-mnist/ (default: ${ENV_VAR})",
-    )
-    p.add_argument("--grid", type=int, default=3, help="pieces per side (N = grid^2 pieces)")
-    p.add_argument(
-        "--fit",
-        default="pad",
-        choices=("pad", "crop", "resize"),
-        help="how images whose side is not a multiple of the grid are fitted",
-    )
-    p.add_argument("--run-dir", required=True, metavar="DIR", help="where the run is written")
-    add_resume_option(p)
-    p.add_argument(
-        "--save-every", type=int, metavar="STEPS", help="also checkpoint every STEPS batches"
-    )
-    p.add_argument("--epochs", type=int, default=5, help="passes over the training set")
-    p.add_argument("--batch-size", type=int, default=64, help="puzzles per step")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
-    recipe = p.add_argument_group(
-        "training options (default: the recipe of the --model preset, ours / tutorial)"
-    )
-
-    def preset_default(key: str) -> str:
-        ours, tutorial = TRAINING["ours"][key], TRAINING["tutorial"][key]
-        return f" (default: {ours} / {tutorial})"
-
-    recipe.add_argument("--lr", type=float, help="Adam learning rate" + preset_default("lr"))
-    recipe.add_argument(
-        "--lr-schedule",
-        choices=("cosine", "none"),
-        help="learning-rate schedule over the epochs (none: constant)"
-        + preset_default("lr_schedule"),
-    )
-    recipe.add_argument(
-        "--loss-exponent",
-        type=float,
-        help="reconstruct pixels**e (in [0, 1]) instead of the normalised pixels: "
-        "e < 1 weighs faint strokes more (1: the paper's / tutorial's loss)"
-        + preset_default("loss_exponent"),
-    )
-    recipe.add_argument(
-        "--augment-shift",
-        type=int,
-        metavar="PIXELS",
-        help="move each training image by a random offset of up to PIXELS (0: no augmentation)"
-        + preset_default("augment_shift"),
-    )
-    p.add_argument("--train-size", type=int, help="use only the first N training images")
-    p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
     p.add_argument(
         "--model",
-        choices=("ours", "tutorial"),
+        choices=tuple(PRESETS),
         default="ours",
-        help="preset: ours (pieces see each other through transformer layers) or the "
-        "tutorial's network (hidden 32, kernel 5, g2 without bias, tau 0.1)",
+        help="ours: the shipped models' network and recipe; tutorial: the seed's network, "
+        "trained as the tutorial did. Options given below override the preset",
     )
-    group = p.add_argument_group("model options (override the preset)")
-    group.add_argument("--hidden", type=int, help="channels of the conv net g1")
-    group.add_argument("--kernel", type=int, help="conv kernel size (odd)")
-    group.add_argument("--n-conv", type=int, help="conv layers in g1")
-    group.add_argument(
-        "--pool",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="max-pool after the first conv (the tutorial does; small pieces do better without)",
+    add_data_root(p)
+    task_defaults, fit_defaults = preset("ours")
+    add_config_options(
+        p, task_defaults, skip=("image_shape", "mean", "std", "eval_seed"), aliases=ALIASES
     )
-    group.add_argument(
-        "--n-context",
-        type=int,
-        help="transformer layers between g1 and g2 (0: pieces scored alone)",
-    )
-    group.add_argument("--d-model", type=int, help="width of the transformer layers")
-    group.add_argument("--tau", type=float, help="Gumbel-Sinkhorn temperature")
-    group.add_argument("--n-iter", type=int, help="Sinkhorn iterations")
-    group.add_argument(
-        "--n-samples", "--samples", type=int, help="Gumbel samples per puzzle and step"
-    )
-    group.add_argument("--noise-factor", type=float, help="scale of the Gumbel noise (0: none)")
-    group.add_argument(
-        "--input-power",
-        type=float,
-        help="g1 also sees the pixels raised to this power (0.25, the default of --model ours, "
-        "makes faint strokes visible; 0: not)",
-    )
+    add_fit_options(p, fit_defaults)
     p.add_argument(
         "--init",
         metavar="WEIGHTS",
-        help="start from these weights (shipped name, weights file or run folder; same "
-        "grid and model options): a warm start",
+        help="start from these weights (shipped name, weights file or run folder; same grid "
+        "and model options, more context layers or input_power allowed): a warm start",
     )
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument(
-        "--precision",
-        choices=tuple(PRECISIONS),
-        default="float32",
-        help="bfloat16: training forward passes under autocast, faster on hardware with "
-        "bfloat16 units (recent GPUs, CPUs with AVX512-BF16 or AMX)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train)
 
     p = sub.add_parser(
         "evaluate",
         help="metrics of a model on the whole test set",
-        formatter_class=fmt,
+        formatter_class=HelpFormatter,
         description="Solve every test puzzle with hard matching; print "
         + ", ".join(METRICS)
         + " (and write them as JSON with --output).",
     )
-    _add_model_source(p)
+    add_model_source(p, kind="jigsaw", required=True)
+    add_data_root(p)
     p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
     p.add_argument("--output", metavar="JSON", help="write the metrics to this JSON file")
     p.add_argument(
@@ -492,52 +345,39 @@ def register(commands) -> None:
     p = sub.add_parser(
         "solve",
         help="unscramble one image with a model",
-        formatter_class=fmt,
+        formatter_class=HelpFormatter,
         description="Scramble IMAGE (or, with --scrambled, take it as already "
-        "scrambled) and write the model's solution. The image is converted to the "
-        "model's channels and resized to its training size.",
+        "scrambled) and write the model's solution.",
     )
     p.add_argument("image", metavar="IMAGE", help="a PNG or JPEG file")
-    _add_model_source(p)
+    add_model_source(p, kind="jigsaw", required=True)
     p.add_argument(
-        "--scrambled",
-        action="store_true",
-        help="IMAGE is already a scrambled puzzle: only solve it",
+        "--scrambled", action="store_true", help="IMAGE is already a scrambled puzzle: solve it"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the scrambling")
     p.add_argument(
-        "--output",
-        metavar="PNG",
-        help="where to write the solved image (default: IMAGE-solved.png)",
+        "--output", metavar="PNG", help="where to write the solution (default: IMAGE-solved.png)"
     )
-    p.set_defaults(func=solve)
+    p.set_defaults(func=solve, data_root=None)
 
     p = sub.add_parser(
         "demo",
         help="train, evaluate and draw a small MNIST run in a few minutes",
-        formatter_class=fmt,
+        formatter_class=HelpFormatter,
         description="End to end in a few minutes on a laptop CPU: train a Sinkhorn "
         "network on MNIST 3x3 puzzles, evaluate it on the whole test set beside the "
         "shipped model, write figures. Uses --data-root / $GUMBEL_SINKHORN_DATA, "
         "else downloads MNIST; without either it runs on the embedded 8x8 digits.",
     )
+    add_data_root(p)
     p.add_argument(
-        "--data-root",
-        metavar="DIR",
-        help=f"folder holding mnist/ (default: ${ENV_VAR}, the cache, else download)",
-    )
-    p.add_argument(
-        "--run-dir",
-        default="jigsaw-demo",
-        metavar="DIR",
+        "--run-dir", default="jigsaw-demo", metavar="DIR",
         help="where the demo run and its figures are written",
-    )
+    )  # fmt: skip
     p.add_argument(
-        "--epochs",
-        type=int,
-        default=2,
+        "--epochs", type=int, default=2,
         help="passes over the training images (10x as many on the embedded digits)",
-    )
+    )  # fmt: skip
     p.add_argument(
         "--train-size", type=int, default=DEMO_TRAIN_SIZE, help="MNIST training images used"
     )

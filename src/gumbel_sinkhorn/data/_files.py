@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.request import urlopen
 
 from tqdm import tqdm
 
+from ..errors import BadFileError, MissingFileError
+from ..files import atomic_write
+
 ENV_VAR = "GUMBEL_SINKHORN_DATA"
 _CHUNK = 1 << 20
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(MissingFileError):
     """A dataset's files are neither in the data roots nor downloadable (for example offline)."""
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(BadFileError):
     """A data file fails its checks: checksum, gzip stream, magic number or size."""
 
 
@@ -72,11 +74,10 @@ def download(urls: Sequence[str], dest: Path, md5: str) -> Path:
 
 def _fetch(url: str, dest: Path, md5: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest = hashlib.md5()
-        received = 0
-        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=60) as response:
+
+    def write(out) -> None:
+        digest, received = hashlib.md5(), 0
+        with urlopen(url, timeout=60) as response:
             expected = response.headers.get("Content-Length")
             total = int(expected) if expected is not None else None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {url}") as bar:
@@ -85,15 +86,11 @@ def _fetch(url: str, dest: Path, md5: str) -> None:
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
         if expected is not None and received != int(expected):
             raise CorruptFileError(f"truncated download: {received} of {expected} bytes")
         if digest.hexdigest() != md5:
             raise CorruptFileError(
                 f"MD5 {digest.hexdigest()} does not match the published checksum {md5}"
             )
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(dest, write)  # the file appears only once its checksum is right

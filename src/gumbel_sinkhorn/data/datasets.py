@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from .. import _checks
+from ..configs.jigsaw import DATASETS
+from ..errors import InvalidValueError
 from .digits import load_digits
 from .images import image_files, load_image_folder, resize_images
 from .mnist import STATS, load_idx_dataset
 
-NAMES = ("mnist", "fashion-mnist", "digits")
+NAMES = DATASETS
 FOLDER_SPLITS = ("train", "test", "all")
 FOLDER_TEST_SHARE = 0.1
 
@@ -57,8 +59,7 @@ class ImageDataset:
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """The inverse of ``normalize``: float images in [0, 1] (for figures), not clamped."""
-        mean, std = _per_channel(self.mean, x), _per_channel(self.std, x)
-        return x * std + mean
+        return denormalize(x, self.mean, self.std)
 
 
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -69,12 +70,21 @@ def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     """
     _checks.tensor(images, "images", min_dim=3)
     if len(mean) != images.shape[-3] or len(std) != images.shape[-3]:
-        raise ValueError(
+        raise InvalidValueError(
             f"mean and std need one value per channel: {images.shape[-3]} channels, got "
             f"{len(mean)} and {len(std)}"
         )
     x = images.float() / 255
     return (x - _per_channel(mean, x)) / _per_channel(std, x)
+
+
+def denormalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """The inverse of :func:`normalize`: float pixels in [0, 1] (not clamped).
+
+    >>> denormalize(torch.tensor([[[-0.4242, 2.8215]]]), (0.1307,), (0.3081,))
+    tensor([[[0.0000, 1.0000]]])
+    """
+    return x * _per_channel(std, x) + _per_channel(mean, x)
 
 
 def load_dataset(
@@ -105,7 +115,7 @@ def load_dataset(
     make 3; folders convert with Pillow); default: the data's own.
     """
     if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+        raise InvalidValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if isinstance(name, str) and name in NAMES:
         if name == "digits":
             images, labels = load_digits(split)
@@ -122,7 +132,9 @@ def load_dataset(
         )
     folder = Path(name)
     if not folder.is_dir():
-        raise ValueError(f"dataset must be one of {NAMES} or a folder of images, got {str(name)!r}")
+        raise InvalidValueError(
+            f"dataset must be one of {NAMES} or a folder of images, got {str(name)!r}"
+        )
     images = load_image_folder(
         folder, size=size, channels=channels, files=folder_split(folder, split)
     )
@@ -146,11 +158,11 @@ def folder_split(folder: str | os.PathLike, split: str) -> list[Path]:
     there are two or more, evenly spread.
     """
     if split not in FOLDER_SPLITS:
-        raise ValueError(f"split must be one of {FOLDER_SPLITS}, got {split!r}")
+        raise InvalidValueError(f"split must be one of {FOLDER_SPLITS}, got {split!r}")
     folder = Path(folder)
     if split != "all" and any((folder / s).is_dir() for s in ("train", "test")):
         if not (folder / split).is_dir():
-            raise ValueError(f"{folder} has a train/ or test/ subfolder but no {split}/")
+            raise InvalidValueError(f"{folder} has a train/ or test/ subfolder but no {split}/")
         return image_files(folder / split)
     files = image_files(folder)
     if split == "all":

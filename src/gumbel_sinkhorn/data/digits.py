@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InvalidValueError
 from .mnist import SPLITS
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")
@@ -28,7 +29,7 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     ``split``: "train" (the first 1,437 images) or "test" (the last 360).
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise InvalidValueError(f"split must be one of {SPLITS}, got {split!r}")
     with np.load(DIGITS_FILE, allow_pickle=False) as data:
         counts, labels = data["images"], data["labels"]
     images = (counts.astype(np.float32) * (255 / 16)).round().astype(np.uint8)

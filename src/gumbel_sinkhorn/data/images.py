@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import _checks, checkpoint
+from ..errors import InvalidValueError, MissingFileError
 
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
@@ -36,7 +37,7 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist or is not a folder")
+        raise MissingFileError(f"image folder {folder} does not exist or is not a folder")
     return sorted(
         p
         for p in folder.rglob("*")
@@ -67,7 +68,7 @@ def load_image(
     ``FileNotFoundError`` if there is no such file.
     """
     if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+        raise InvalidValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if size is not None:
         size = _checks.count(size, "size")
     with _open(path) as image:
@@ -97,12 +98,14 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     """
     image_format = Image.registered_extensions().get(Path(path).suffix.lower())
     if image_format is None:
-        raise ValueError(f"cannot tell an image format from the name {path}; use .png or .jpg")
+        raise InvalidValueError(
+            f"cannot tell an image format from the name {path}; use .png or .jpg"
+        )
     _checks.tensor(image, "image", min_dim=2)
     if image.dim() == 2:
         image = image.unsqueeze(0)
     if image.dim() != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(
+        raise InvalidValueError(
             f"image must be (C, H, W) with C = 1 or 3, or (H, W), got shape {tuple(image.shape)}"
         )
     if image.is_floating_point():
@@ -141,7 +144,7 @@ def load_image_folder(
     everything = image_files(folder)
     files = everything if files is None else files
     if not files:
-        raise ValueError(f"no image files in {folder}")
+        raise InvalidValueError(f"no image files in {folder}")
     if size is None or channels is None:
         sizes, modes = zip(*(_header(path) for path in everything), strict=True)
         size = min(min(s) for s in sizes) if size is None else size
@@ -150,7 +153,9 @@ def load_image_folder(
     if grid is not None:
         grid = _checks.count(grid, "grid")
         if size < grid:
-            raise ValueError(f"images of size {size} cannot be cut into a {grid}×{grid} grid")
+            raise InvalidValueError(
+                f"images of size {size} cannot be cut into a {grid}×{grid} grid"
+            )
         size -= size % grid
     return torch.stack([load_image(path, size=size, channels=channels) for path in files])
 
@@ -184,9 +189,9 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
 def _open(path):
     """``Image.open`` whose failures, opening or decoding, are ValueErrors naming the file."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"image file {path} does not exist or is not a file")
+        raise MissingFileError(f"image file {path} does not exist or is not a file")
     try:
         with Image.open(path) as image:
             yield image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: not an image that Pillow can read ({err})") from err
+        raise InvalidValueError(f"{path}: not an image that Pillow can read ({err})") from err

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InvalidValueError
 from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, cache_dir, check_md5, download
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -161,9 +162,9 @@ def load_idx_dataset(
     ValueError: dataset must be one of ('mnist', 'fashion-mnist'), got 'cifar'
     """
     if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+        raise InvalidValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise InvalidValueError(f"split must be one of {SPLITS}, got {split!r}")
     images = _load_file(name, f"{_PREFIX[split]}-images-idx3-ubyte.gz", root, download)
     labels = _load_file(name, f"{_PREFIX[split]}-labels-idx1-ubyte.gz", root, download)
     if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import _checks
+from ..configs.jigsaw import FIT_MODES
+from ..errors import InvalidValueError
 from ..ops import invert_permutation, permute, random_permutation
 from .images import resize_images
-
-FIT_MODES = ("pad", "crop", "resize")
 
 
 class Puzzles(NamedTuple):
@@ -63,7 +63,7 @@ def cut_pieces(images: torch.Tensor, grid: int) -> torch.Tensor:
     grid = _grid(images, grid)
     *batch, c, h, w = images.shape
     if h % grid or w % grid:
-        raise ValueError(
+        raise InvalidValueError(
             f"image size {h}×{w} is not a multiple of the grid {grid}: fit the images first with "
             f"fit_to_grid(images, {grid}, mode=...) (one of {FIT_MODES})"
         )
@@ -88,7 +88,7 @@ def assemble_pieces(pieces: torch.Tensor) -> torch.Tensor:
     *batch, n, c, ph, pw = pieces.shape
     grid = round(n**0.5)
     if grid * grid != n or n == 0:
-        raise ValueError(
+        raise InvalidValueError(
             f"the number of pieces must be a square g*g, got {n} (pieces of shape "
             f"{tuple(pieces.shape)}, expected (..., N, C, h, w))"
         )
@@ -137,7 +137,7 @@ def unscramble(scrambled: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     _checks.tensor(scrambled, "scrambled", min_dim=4)
     _checks.permutation(perm)
     if perm.shape != scrambled.shape[:-3]:
-        raise ValueError(
+        raise InvalidValueError(
             f"perm must have shape {tuple(scrambled.shape[:-3])} (the scrambled pieces' leading "
             f"axes), got {tuple(perm.shape)}"
         )
@@ -163,7 +163,7 @@ def fit_to_grid(
     """
     grid = _grid(images, grid)
     if mode not in FIT_MODES:
-        raise ValueError(f"mode must be one of {FIT_MODES}, got {mode!r}")
+        raise InvalidValueError(f"mode must be one of {FIT_MODES}, got {mode!r}")
     h, w = images.shape[-2:]
     if h % grid == 0 and w % grid == 0:
         return images
@@ -172,7 +172,7 @@ def fit_to_grid(
         return F.pad(images, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=value)
     if mode == "crop":
         if h < grid or w < grid:
-            raise ValueError(f"cannot crop a {h}×{w} image to a multiple of the grid {grid}")
+            raise InvalidValueError(f"cannot crop a {h}×{w} image to a multiple of the grid {grid}")
         top, left = h % grid // 2, w % grid // 2
         return images[..., top : top + h - h % grid, left : left + w - w % grid]
     size = (max(grid, round(h / grid) * grid), max(grid, round(w / grid) * grid))

@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .. import _checks, ops
+from ..configs.jigsaw import PieceNetConfig
+from ..errors import InvalidTypeError, InvalidValueError
 
 CHANNELS_LAST = torch.channels_last
 
 
 class SinkhornPieceNet(nn.Module):
-    """Scores every piece against every position; samples or solves a permutation from them.
+    """Scores every piece against every position: ``log_alpha``, row ``i`` = piece ``i``.
 
-    >>> import torch
+    >>> import torch, gumbel_sinkhorn as gs
     >>> net = SinkhornPieceNet(n_pieces=4, piece_size=14)          # the tutorial's 2x2 model
     >>> pieces = torch.rand(8, 4, 1, 14, 14)                       # (batch, N, C, h, w)
-    >>> net.scores(pieces).shape                                   # log_alpha, row i = piece i
+    >>> log_alpha = net(pieces)                                    # row i = piece i
+    >>> log_alpha.shape
     torch.Size([8, 4, 4])
-    >>> net(pieces).shape                                          # train mode: soft P
+    >>> gs.gumbel_sinkhorn(log_alpha, tau=1.0).shape               # training: soft samples
     torch.Size([8, 4, 4])
-    >>> perm = net.eval().solve(pieces)                            # eval mode: hard matching
+    >>> perm = gs.matching(log_alpha)                              # testing: piece i -> perm[i]
     >>> perm.shape, sorted(perm[0].tolist())
     (torch.Size([8, 4]), [0, 1, 2, 3])
 
-    Architecture: ``g1``, a small conv net (``n_conv`` blocks Conv(``kernel``, ``hidden``) -> ReLU,
-    the first followed by MaxPool(2) if ``pool``; then BatchNorm), runs on all pieces at once
-    (pieces folded into the batch); ``g2`` maps each piece's features to its row of ``N`` scores.
+    The architecture is a :class:`~gumbel_sinkhorn.configs.jigsaw.PieceNetConfig` (``config``,
+    with any of its fields overridden by keyword). ``g1``, a small conv net (``n_conv`` blocks
+    Conv(``kernel``, ``hidden``) -> ReLU, the first followed by MaxPool(2) if ``pool``; then
+    BatchNorm), runs on all pieces at once (pieces folded into the batch); ``g2`` maps each
+    piece's features to its row of ``N`` scores.
 
-    - ``n_context = 0``: ``g2`` is one linear layer on the flattened features. With ``hidden=32``,
-      ``kernel=5``, ``g2_bias=False`` this is the tutorial's ``SinkhornConvNet``.
+    - ``n_context = 0``: ``g2`` is one linear layer on the flattened features. With the default
+      configuration (hidden 32, kernel 5, no bias) this is the tutorial's ``SinkhornConvNet``.
     - ``n_context > 0``: the features are projected to ``d_model`` and pass through that many
       transformer-encoder layers without positional encoding (the pieces come in random order),
       so each piece sees all the others before ``g2`` scores it: where a piece goes depends on
@@ -41,9 +47,9 @@ class SinkhornPieceNet(nn.Module):
       0.25 the faint fringe of a stroke (pixels at 0.05) looks as strong as the stroke itself,
       and such fringes are often all that tells where an almost blank piece belongs.
 
-    ``forward`` in training mode returns Gumbel-Sinkhorn samples S((log_alpha + noise) / tau)
-    (``n_samples`` > 1 stacks the samples first); in eval mode the hard permutation matrix
-    M(log_alpha). Reconstruct with ``P.transpose(-1, -2) @ scrambled`` (the pieces flattened).
+    The network returns scores only: sampling (Gumbel-Sinkhorn) and solving (matching) are the
+    task's (:class:`~gumbel_sinkhorn.tasks.jigsaw.JigsawTask`). Reconstruct with
+    ``P.transpose(-1, -2) @ scrambled`` (the pieces flattened).
     """
 
     def __init__(
@@ -51,24 +57,21 @@ class SinkhornPieceNet(nn.Module):
         n_pieces: int,
         piece_size: int | tuple[int, int],
         channels: int = 1,
+        config: PieceNetConfig | None = None,
         *,
-        hidden: int = 32,
-        kernel: int = 5,
-        n_conv: int = 1,
-        pool: bool = True,
-        g2_bias: bool = False,
-        n_context: int = 0,
-        d_model: int = 128,
-        n_heads: int = 4,
-        tau: float = 1.0,
-        n_iter: int = 20,
-        n_samples: int = 1,
-        noise_factor: float = 1.0,
-        input_power: float | None = None,
         pixel_mean: float | Sequence[float] = 0.0,
         pixel_std: float | Sequence[float] = 1.0,
+        **options,
     ):
         super().__init__()
+        moved = sorted(set(options) & {"tau", "n_iter", "n_samples", "noise_factor"})
+        if moved:
+            raise InvalidTypeError(
+                f"SinkhornPieceNet no longer samples: {moved} belong to the task's sampling "
+                "(JigsawConfig.sampling) or to gumbel_sinkhorn(net(pieces), ...)"
+            )
+        config = (config or PieceNetConfig()).replace(**options)
+        self.config = config
         self.n_pieces = _checks.count(n_pieces, "n_pieces", minimum=2)
         h, w = (piece_size, piece_size) if isinstance(piece_size, int) else tuple(piece_size)
         self.piece_shape = (
@@ -76,22 +79,8 @@ class SinkhornPieceNet(nn.Module):
             _checks.count(h, "piece height"),
             _checks.count(w, "piece width"),
         )
-        kernel = _checks.count(kernel, "kernel")
-        if kernel % 2 == 0:
-            raise ValueError(f"kernel must be odd (the conv keeps the piece size), got {kernel}")
-        n_conv = _checks.count(n_conv, "n_conv")
-        hidden = _checks.count(hidden, "hidden")
-        n_context = _checks.count(n_context, "n_context", minimum=0)
-        if n_context and _checks.count(d_model, "d_model") % _checks.count(n_heads, "n_heads"):
-            raise ValueError(f"d_model must be a multiple of n_heads={n_heads}, got {d_model}")
-        self.tau = _checks.positive(tau, "tau")
-        self.n_iter = _checks.count(n_iter, "n_iter")
-        self.n_samples = _checks.count(n_samples, "n_samples")
-        self.noise_factor = _checks.non_negative(noise_factor, "noise_factor")
-
-        if input_power is not None:
-            input_power = _checks.positive(input_power, "input_power")
-        self.input_power = input_power
+        hidden, kernel, pool = config.hidden, config.kernel, config.pool
+        self.input_power = input_power = config.input_power
         if self.input_power is not None:  # how to get pixels in [0, 1] back from the input
             for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
                 value = torch.as_tensor(value, dtype=torch.float32).reshape(-1, 1, 1)
@@ -99,7 +88,7 @@ class SinkhornPieceNet(nn.Module):
 
         layers: list[nn.Module] = []
         in_ch = channels if input_power is None else 2 * channels
-        for i in range(n_conv):
+        for i in range(config.n_conv):
             layers.append(nn.Conv2d(in_ch, hidden, kernel, padding=kernel // 2))
             if i == 0 and pool:
                 layers.append(nn.MaxPool2d(2))
@@ -110,30 +99,36 @@ class SinkhornPieceNet(nn.Module):
         # conv returns channels-last activations (pooled ~5x faster on CPU) only if its weight is
         self.g1 = nn.Sequential(*layers).to(memory_format=CHANNELS_LAST)
         if pool and (h < 2 or w < 2):
-            raise ValueError(f"pooling needs pieces of at least 2x2 pixels, got {h}x{w}")
+            raise InvalidValueError(f"pooling needs pieces of at least 2x2 pixels, got {h}x{w}")
         features = (hidden, h // 2, w // 2) if pool else (hidden, h, w)
-        if n_context == 0:
+        d_model = config.d_model
+        if config.n_context == 0:
             self.context = nn.Identity()
-            self.g2 = _ChannelsLastLinear(features, self.n_pieces, bias=g2_bias)
+            self.g2 = _ChannelsLastLinear(features, self.n_pieces, bias=config.g2_bias)
         else:
             layer = nn.TransformerEncoderLayer(
-                d_model, n_heads, 2 * d_model, dropout=0.0, batch_first=True, norm_first=True
+                d_model,
+                config.n_heads,
+                2 * d_model,
+                dropout=0.0,
+                batch_first=True,
+                norm_first=True,
             )
             self.context = nn.Sequential(
                 _ChannelsLastLinear(features, d_model),
                 nn.ReLU(),
                 nn.LayerNorm(d_model),
-                nn.TransformerEncoder(layer, n_context, enable_nested_tensor=False),
+                nn.TransformerEncoder(layer, config.n_context, enable_nested_tensor=False),
             )
-            self.g2 = nn.Linear(d_model, self.n_pieces, bias=g2_bias)
+            self.g2 = nn.Linear(d_model, self.n_pieces, bias=config.g2_bias)
 
     @property
     def n_context(self) -> int:
         """The number of transformer layers between g1 and g2."""
         return len(_context_layers(self))
 
-    def load_smaller(self, smaller: SinkhornPieceNet) -> None:
-        """Copy in a trained network that lacks some of this one's parts, which start neutral.
+    def load_smaller(self, smaller: SinkhornPieceNet | Mapping[str, torch.Tensor]) -> None:
+        """Copy in a trained network (or its state dict) that lacks some of this one's parts.
 
         The parts this network may add: context layers (each extra pre-norm transformer layer
         gets zeroed output projections, so it passes its input through unchanged) and the
@@ -144,32 +139,42 @@ class SinkhornPieceNet(nn.Module):
         >>> big = SinkhornPieceNet(4, 14, n_context=3, d_model=16, input_power=0.25).eval()
         >>> big.load_smaller(small)
         >>> x = torch.rand(2, 4, 1, 14, 14)
-        >>> torch.allclose(big.scores(x), small.scores(x), atol=1e-6)
+        >>> torch.allclose(big(x), small(x), atol=1e-6)
         True
         """
-        have, want = _context_layers(smaller), _context_layers(self)
+        smaller = smaller.state_dict() if isinstance(smaller, nn.Module) else dict(smaller)
+        have, want = _context_keys(smaller), _context_layers(self)
         if len(want) < len(have) or (want and not have):
-            raise ValueError(
+            raise InvalidValueError(
                 f"cannot load a network with {len(have)} context layers into one with {len(want)}"
             )
         state = self.state_dict()
         for layer in want[len(have) :]:
             prefix = next(k for k, v in self.named_modules() if v is layer) + "."
-            for key in ("self_attn.out_proj.weight", "self_attn.out_proj.bias", "linear2.weight",
-                        "linear2.bias"):
+            for key in (
+                "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias",
+                "linear2.weight",
+                "linear2.bias",
+            ):
                 state[prefix + key] = torch.zeros_like(state[prefix + key])
         first_conv = "g1.0.weight"
-        for key, value in smaller.state_dict().items():
+        missing = sorted(set(state) - set(smaller) - _added_keys(self, len(have)))
+        if missing:
+            raise InvalidValueError(f"the weights lack {missing[:3]} ({len(missing)} entries)")
+        for key, value in smaller.items():
             own = state.get(key)
             if own is not None and key == first_conv and own.shape[1] == 2 * value.shape[1]:
                 value = torch.cat([value, torch.zeros_like(value)], 1)  # the power channels
             if own is None or own.shape != value.shape:
                 shape = None if own is None else tuple(own.shape)
-                raise ValueError(f"{key}: {tuple(value.shape)} does not fit this network ({shape})")
+                raise InvalidValueError(
+                    f"{key}: {tuple(value.shape)} does not fit this network ({shape})"
+                )
             state[key] = value
         self.load_state_dict(state)
 
-    def scores(self, pieces: torch.Tensor) -> torch.Tensor:
+    def forward(self, pieces: torch.Tensor) -> torch.Tensor:
         """``log_alpha``: row ``i`` scores piece ``i`` at each of the ``N`` positions.
 
         Shapes: ``(B, N, C, h, w)`` in, ``(B, N, N)`` out.
@@ -177,7 +182,7 @@ class SinkhornPieceNet(nn.Module):
         _checks.tensor(pieces, "pieces", floating=True)
         expected = (self.n_pieces, *self.piece_shape)
         if pieces.dim() != 5 or tuple(pieces.shape[1:]) != expected:
-            raise ValueError(
+            raise InvalidValueError(
                 f"pieces must have shape (batch, {', '.join(map(str, expected))}), "
                 f"got {tuple(pieces.shape)}"
             )
@@ -191,23 +196,24 @@ class SinkhornPieceNet(nn.Module):
         features = self.g1(flat).reshape(b, n, -1)
         return self.g2(self.context(features))
 
-    def forward(self, pieces: torch.Tensor) -> torch.Tensor:
-        """Soft permutations (training mode) or hard permutation matrices (eval mode)."""
-        log_alpha = self.scores(pieces)
-        if not self.training:
-            return ops.permutation_matrix(ops.matching(log_alpha), dtype=log_alpha.dtype)
-        return ops.gumbel_sinkhorn(
-            log_alpha,
-            tau=self.tau,
-            n_iter=self.n_iter,
-            n_samples=self.n_samples,
-            noise_factor=self.noise_factor,
+    def scores(self, pieces: torch.Tensor) -> torch.Tensor:
+        """Deprecated alias of calling the network (it returns the scores)."""
+        warnings.warn(
+            "SinkhornPieceNet.scores(x) is deprecated: call net(x)",
+            DeprecationWarning,
+            stacklevel=2,
         )
+        return self(pieces)
 
     @torch.no_grad()
     def solve(self, pieces: torch.Tensor) -> torch.Tensor:
-        """Hard matching: ``perm[b, i]`` = position of scrambled piece ``i``; ``(B, N)`` int64."""
-        return ops.matching(self.scores(pieces))
+        """Deprecated: ``gumbel_sinkhorn.matching(net(pieces))`` (or the task's ``predict``)."""
+        warnings.warn(
+            "SinkhornPieceNet.solve(x) is deprecated: use matching(net(x))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ops.matching(self(pieces))
 
 
 class _FlattenChannelsLast(nn.Module):
@@ -243,3 +249,18 @@ def _context_layers(net: SinkhornPieceNet) -> list[nn.Module]:
     if isinstance(net.context, nn.Identity):
         return []
     return list(net.context[-1].layers)
+
+
+def _context_keys(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The prefixes of the transformer layers in a state dict, in order."""
+    prefixes = {k.split("self_attn.")[0] for k in state if ".layers." in k and "self_attn." in k}
+    return sorted(prefixes, key=lambda p: int(p.rstrip(".").rsplit(".", 1)[1]))
+
+
+def _added_keys(net: SinkhornPieceNet, n_loaded: int) -> set[str]:
+    """The state-dict keys of ``net``'s context layers beyond the first ``n_loaded``."""
+    added = set()
+    for layer in _context_layers(net)[n_loaded:]:
+        prefix = next(k for k, v in net.named_modules() if v is layer) + "."
+        added |= {prefix + k for k in layer.state_dict()}
+    return added

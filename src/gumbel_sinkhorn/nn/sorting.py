@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import _checks
+from ..errors import InvalidValueError
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,7 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
     """
     _checks.tensor(x, "x", min_dim=1, floating=True)
     if x.shape[-1] < 2:
-        raise ValueError(f"lists must hold at least 2 numbers, got shape {tuple(x.shape)}")
+        raise InvalidValueError(f"lists must hold at least 2 numbers, got shape {tuple(x.shape)}")
     x = x.double()
     centred = x - x.mean(-1, keepdim=True)
     scale = centred.square().mean(-1, keepdim=True).sqrt()
@@ -37,7 +38,9 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
 def _lists(x, n: int) -> torch.Tensor:
     _checks.tensor(x, "x", min_dim=1, floating=True)
     if x.shape[-1] != n:
-        raise ValueError(f"expected lists of {n} numbers (..., {n}), got shape {tuple(x.shape)}")
+        raise InvalidValueError(
+            f"expected lists of {n} numbers (..., {n}), got shape {tuple(x.shape)}"
+        )
     return x
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InvalidTypeError, InvalidValueError
+
 
 @dataclass
 class Problem:
@@ -57,7 +59,7 @@ def build(
     n_rows, n_cols = rows.sum(-1), cols.sum(-1)
     peak = torch.where(allowed, scores.abs(), 0.0).amax()
     if peak > safe:  # +inf here is an overflow: log_alpha had no +inf
-        raise ValueError(
+        raise InvalidValueError(
             f"log_alpha / tau reaches {peak.item():.3g}, too close to the largest "
             f"{scores.dtype} ({safe * 8:.3g}) for the Sinkhorn iterations; use a larger tau, "
             "smaller scores or float64"
@@ -91,14 +93,14 @@ def _check_counts(
     counts = torch.stack([n_rows, n_cols, lost], -1).tolist()
     for item, (rows, cols, overflowed) in enumerate(counts):
         if overflowed:
-            raise ValueError(
+            raise InvalidValueError(
                 f"log_alpha / tau overflows to -inf along a whole row or column of item {item}: "
                 "use a larger tau, smaller scores or float64"
             )
         if rows == 0:
-            raise ValueError(f"item {item} has no allowed entry (all masked out or -inf)")
+            raise InvalidValueError(f"item {item} has no allowed entry (all masked out or -inf)")
         if rows > cols:
-            raise ValueError(
+            raise InvalidValueError(
                 f"item {item} has more rows ({rows}) than columns ({cols}) once padding and "
                 "all -inf rows/columns are removed; Sinkhorn needs N <= M: transpose it"
             )
@@ -119,7 +121,7 @@ def size_mask(sizes, n: int, m: int, device: torch.device) -> torch.Tensor:
 def _sizes(value, name: str, limit: int, device: torch.device) -> torch.Tensor:
     value = torch.as_tensor(value, device=device)
     if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-        raise TypeError(f"sizes ({name}) must be integers, got dtype {value.dtype}")
+        raise InvalidTypeError(f"sizes ({name}) must be integers, got dtype {value.dtype}")
     if bool(((value < 1) | (value > limit)).any()):
-        raise ValueError(f"sizes ({name}) must lie in 1..{limit}, got {value.tolist()}")
+        raise InvalidValueError(f"sizes ({name}) must lie in 1..{limit}, got {value.tolist()}")
     return value

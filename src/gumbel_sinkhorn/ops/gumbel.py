@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks
+from ..errors import InvalidTypeError
 from .matching import matching
 from .sinkhorn import sinkhorn
 
@@ -28,9 +29,11 @@ def sample_gumbel(
     """
     dtype = dtype or torch.get_default_dtype()
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype}")
+        raise InvalidTypeError(f"dtype must be a floating-point torch.dtype, got {dtype}")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        raise InvalidTypeError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}"
+        )
     shape = _checks.shape(shape)
     if generator is not None and device is None:
         device = generator.device

@@ -9,6 +9,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from .. import _checks
+from ..errors import InvalidValueError
 
 try:  # lapx's batched Jonker-Volgenant solver: native, multi-threaded, no per-item Python
     from lap import lapjvh_batch
@@ -37,7 +38,9 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
     """
     finite = _checks.finite_scores(log_alpha, square=False, posinf=False)
     if log_alpha.is_meta:
-        raise ValueError("matching needs the values of log_alpha: it cannot run on the meta device")
+        raise InvalidValueError(
+            "matching needs the values of log_alpha: it cannot run on the meta device"
+        )
     _checks.not_tall(log_alpha, "matching")
     n, m = log_alpha.shape[-2:]
     host = log_alpha.detach().cpu()  # the one copy to the host (none for CPU tensors)
@@ -71,7 +74,7 @@ def _solve_one(costs: np.ndarray) -> np.ndarray:
     try:
         _, cols = linear_sum_assignment(costs)
     except ValueError as err:
-        raise ValueError(
+        raise InvalidValueError(
             "matching: no assignment avoids every -inf (forbidden) entry of a score matrix"
         ) from err
     return cols

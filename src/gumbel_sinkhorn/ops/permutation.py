@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks
+from ..errors import InvalidTypeError, InvalidValueError
 
 
 def permutation_matrix(perm: torch.Tensor, *, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -38,11 +39,13 @@ def permutation_indices(P: torch.Tensor) -> torch.Tensor:
     """
     _checks.tensor(P, "P", min_dim=2)
     if P.shape[-1] != P.shape[-2] or P.shape[-1] == 0:
-        raise ValueError(f"P must be square (..., N, N) with N >= 1, got shape {tuple(P.shape)}")
+        raise InvalidValueError(
+            f"P must be square (..., N, N) with N >= 1, got shape {tuple(P.shape)}"
+        )
     if P.is_complex():
-        raise TypeError(f"P must have a real dtype, got {P.dtype}")
+        raise InvalidTypeError(f"P must have a real dtype, got {P.dtype}")
     if P.is_floating_point() and not P.is_meta and torch.isnan(P).any():
-        raise ValueError("P contains NaN")
+        raise InvalidValueError("P contains NaN")
     return (P.byte() if P.dtype == torch.bool else P).argmax(dim=-1)
 
 
@@ -81,16 +84,16 @@ def permute(x: torch.Tensor, perm: torch.Tensor, dim: int | None = None) -> torc
     _checks.permutation(perm)
     dim = perm.dim() - 1 if dim is None else dim
     if not -x.dim() <= dim < x.dim():
-        raise ValueError(f"dim must index one of x's {x.dim()} axes, got {dim}")
+        raise InvalidValueError(f"dim must index one of x's {x.dim()} axes, got {dim}")
     dim %= x.dim()
     n = perm.shape[-1]
     _checks.indices(perm, n)
     if x.shape[dim] != n:
-        raise ValueError(
+        raise InvalidValueError(
             f"x.shape[{dim}] must equal the permutation length {n}, got shape {tuple(x.shape)}"
         )
     if perm.dim() - 1 > dim:
-        raise ValueError(
+        raise InvalidValueError(
             f"perm has {perm.dim() - 1} batch axes but x has only {dim} axes before dim={dim}"
         )
     batch = perm.shape[:-1]
@@ -99,7 +102,7 @@ def permute(x: torch.Tensor, perm: torch.Tensor, dim: int | None = None) -> torc
     try:
         index = index.expand(x.shape[:dim] + (n,) + x.shape[dim + 1 :])
     except RuntimeError as err:
-        raise ValueError(
+        raise InvalidValueError(
             f"perm's batch shape {tuple(batch)} does not broadcast to x's {tuple(x.shape[:dim])}"
         ) from err
     return x.gather(dim, index)

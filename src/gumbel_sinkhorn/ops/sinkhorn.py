@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 
 from .. import _checks
+from ..errors import InvalidTypeError, InvalidValueError
 from ._sinkhorn_implicit import implicit_grad
 from ._sinkhorn_problem import build, size_mask
 from ._sinkhorn_solver import Solution, log_iterations, reverse, solve
@@ -185,7 +186,7 @@ def _sinkhorn(
 
 def _choice(backward) -> str:
     if backward not in BACKWARDS:
-        raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        raise InvalidValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
     return backward
 
 
@@ -196,7 +197,7 @@ def _full_mask(log_alpha, mask, sizes) -> torch.Tensor | None:
     if mask is not None:
         _checks.tensor(mask, "mask")
         if mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a bool tensor, got dtype {mask.dtype}")
+            raise InvalidTypeError(f"mask must be a bool tensor, got dtype {mask.dtype}")
         masks.append(mask.to(log_alpha.device))
     if sizes is not None:
         masks.append(size_mask(sizes, n, m, log_alpha.device))
@@ -206,7 +207,7 @@ def _full_mask(log_alpha, mask, sizes) -> torch.Tensor | None:
     try:
         return full.expand(log_alpha.shape)
     except RuntimeError as err:
-        raise ValueError(
+        raise InvalidValueError(
             f"mask/sizes give shape {tuple(full.shape)}, which does not broadcast to "
             f"log_alpha's {tuple(log_alpha.shape)}"
         ) from err
