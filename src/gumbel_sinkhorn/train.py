@@ -300,14 +300,26 @@ def fit(
         bar = sys.stderr.isatty() if progress is None else progress
         loop = _Loop(task, run, here, stop, config, bar=bar and here.is_main,
                      lines=progress is not False and here.is_main)  # fmt: skip
-        loop.start(resume, init)
+        new_folder = not run.path.exists()
         try:
+            loop.start(resume, init)
             history = loop.run()
+        except BaseException:
+            if new_folder and here.is_main:  # a refused or failed start leaves no empty folder
+                _remove_if_empty(run.path)
+            raise
         finally:
             # DistributedDataParallel's reducer holds the process group: it must go first, or
             # destroying it after the group can hang in gloo's destructor (seen under torchrun)
             loop.trained = None
         return FitResult(loop.model.eval(), history, run)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (a checkpoint to resume from), or already gone
+        pass
 
 
 class _Loop:
