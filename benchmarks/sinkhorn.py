@@ -60,8 +60,8 @@ def contenders(n_iter: int) -> dict:
         out["POT"] = pot
     except ImportError:
         pass
-    out["ours"] = lambda x: gs.sinkhorn(x, n_iter)
-    out["ours implicit"] = lambda x: gs.sinkhorn(x, n_iter, backward="implicit")
+    out["ours"] = lambda x: gs.sinkhorn(x, n_iter=n_iter)
+    out["ours implicit"] = lambda x: gs.sinkhorn(x, n_iter=n_iter, backward="implicit")
     return out
 
 

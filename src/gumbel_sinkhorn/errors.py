@@ -7,7 +7,7 @@ is a bug and keeps its traceback.
 
 >>> import torch, gumbel_sinkhorn as gs
 >>> try:
-...     gs.sinkhorn(torch.zeros(2, 3, 4, 5))
+...     gs.sinkhorn(torch.zeros(3, 3), n_iter=0)
 ... except gs.UserError as err:
 ...     print(type(err).__name__, isinstance(err, ValueError))
 InvalidValueError True

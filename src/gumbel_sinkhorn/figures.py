@@ -146,7 +146,7 @@ def sorting_matrices(
     """
     plt = _pyplot()
     log_alpha, x = log_alpha.detach().cpu(), x.detach().cpu().double()
-    soft = sinkhorn(log_alpha, n_iter, tau=tau).double()
+    soft = sinkhorn(log_alpha, n_iter=n_iter, tau=tau).double()
     hard = permutation_matrix(matching(log_alpha), dtype=torch.float64)
     n = len(x)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.15]})

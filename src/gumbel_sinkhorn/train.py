@@ -20,6 +20,7 @@ Randomness, the contract that makes runs reproducible, resumable and distributab
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -263,8 +264,8 @@ def fit(
     >>> from gumbel_sinkhorn.tasks.sorting import SortingTask
     >>> task = SortingTask.create(n=5, steps_per_epoch=5, eval_lists=20)
     >>> result = fit(task, tempfile.mkdtemp(), epochs=2, lr=0.1, progress=False)
-    >>> len(result.history), sorted(result.metrics)[:2], result.run.checkpoint.name
-    (2, ['epoch', 'kendall_tau'], 'checkpoint.pt')
+    >>> len(result.history), 'kendall_tau' in result.metrics, result.run.checkpoint.name
+    (2, True, 'checkpoint.pt')
 
     Writes ``checkpoint.pt`` (atomically, after every epoch, every ``save_every`` steps if given,
     and on Ctrl-C / SIGTERM before raising :class:`TrainingInterrupted`) and ``metrics.jsonl``
@@ -316,10 +317,8 @@ def fit(
 
 
 def _remove_if_empty(folder: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # not empty (a checkpoint to resume from), or gone
         folder.rmdir()
-    except OSError:  # not empty (a checkpoint to resume from), or already gone
-        pass
 
 
 class _Loop:
@@ -468,7 +467,7 @@ class _Loop:
         for step, batch in batches:
             local, size = self._local(batch)
             torch.manual_seed(derive_seed(self.seed, epoch, step, "loss", self.here.rank))
-            with autocast(self.here.device, self.precision):
+            with autocast(self.here.device, self.config.precision):
                 loss = self.task.loss(self.trained, to_device(local, self.here.device))
             n_local = self.task.batch_size(local) if self.here.distributed else size
             stats = [loss.item() * n_local, n_local, float(self.stop.received is not None)]

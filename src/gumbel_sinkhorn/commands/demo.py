@@ -22,7 +22,7 @@ def run(seed: int = 0, n: int = 4) -> dict:
     log_alpha = torch.randn(n, n, generator=gen)
     return {
         "log_alpha": log_alpha,
-        "P": ops.sinkhorn(log_alpha, 100),
+        "P": ops.sinkhorn(log_alpha, n_iter=100),
         "perm": ops.matching(log_alpha),
         "cold": ops.gumbel_sinkhorn(log_alpha, tau=0.01, n_iter=200, generator=gen),
         "hot": ops.gumbel_sinkhorn(log_alpha, tau=10.0, generator=gen),

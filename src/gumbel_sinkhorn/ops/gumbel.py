@@ -57,11 +57,12 @@ def _noisy(log_alpha, n_samples, noise_factor, generator):
     return log_alpha + noise_factor * noise
 
 
+@_checks.deprecated_positional("tau", "n_iter")
 def gumbel_sinkhorn(
     log_alpha: torch.Tensor,
+    *,
     tau: float = 1.0,
     n_iter: int = 20,
-    *,
     n_samples: int = 1,
     noise_factor: float = 1.0,
     generator: torch.Generator | None = None,
@@ -82,7 +83,7 @@ def gumbel_sinkhorn(
     """
     _checks.scores(log_alpha, square=False)
     noisy = _noisy(log_alpha, n_samples, noise_factor, generator)
-    return sinkhorn(noisy, n_iter, tau=tau, **options)
+    return sinkhorn(noisy, n_iter=n_iter, tau=tau, **options)
 
 
 def gumbel_matching(

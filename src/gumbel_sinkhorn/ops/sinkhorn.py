@@ -37,10 +37,11 @@ class SinkhornInfo(NamedTuple):
     tol: float
 
 
+@_checks.deprecated_positional("n_iter")
 def log_sinkhorn(
     log_alpha: torch.Tensor,
-    n_iter: int = 20,
     *,
+    n_iter: int = 20,
     tau: float = 1.0,
     tol: float | None = None,
     mask: torch.Tensor | None = None,
@@ -51,10 +52,10 @@ def log_sinkhorn(
     """Log of the Sinkhorn normalisation of ``log_alpha / tau``.
 
     >>> import torch
-    >>> P = log_sinkhorn(torch.randn(3, 3), 50).exp()
+    >>> P = log_sinkhorn(torch.randn(3, 3), n_iter=50).exp()
     >>> torch.allclose(P.sum(-1), torch.ones(3), atol=1e-4)
     True
-    >>> log_P, info = log_sinkhorn(torch.randn(8, 5, 5), 500, tol=1e-6, return_info=True)
+    >>> log_P, info = log_sinkhorn(torch.randn(8, 5, 5), n_iter=500, tol=1e-6, return_info=True)
     >>> info.n_iter < 500, bool(info.converged.all())
     (True, True)
 
@@ -91,10 +92,11 @@ def log_sinkhorn(
     )
 
 
+@_checks.deprecated_positional("n_iter")
 def sinkhorn(
     log_alpha: torch.Tensor,
-    n_iter: int = 20,
     *,
+    n_iter: int = 20,
     tau: float = 1.0,
     tol: float | None = None,
     mask: torch.Tensor | None = None,
@@ -109,7 +111,7 @@ def sinkhorn(
     >>> P.round(decimals=3)
     tensor([[1., 0.],
             [0., 1.]])
-    >>> P = sinkhorn(torch.randn(2, 4, 4), 100, sizes=torch.tensor([4, 2]))   # padded batch
+    >>> P = sinkhorn(torch.randn(2, 4, 4), n_iter=100, sizes=torch.tensor([4, 2]))   # padded batch
     >>> P[1].sum(-1)
     tensor([1., 1., 0., 0.])
 
