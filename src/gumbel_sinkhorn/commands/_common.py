@@ -146,6 +146,8 @@ def add_model_source(parser, *, kind: str, required: bool = False) -> None:
     shipped = [name for name in available() if _kind_of(name) == kind] or ["none yet"]
     parser.add_argument(
         "--pretrained",
+        "--run",  # the run-folder spelling of earlier releases: the same option now
+        dest="pretrained",
         metavar="NAME",
         required=required,
         help=f"a shipped model ({', '.join(shipped)}), a weights file, checkpoint or run folder",
