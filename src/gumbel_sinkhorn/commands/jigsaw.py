@@ -16,7 +16,7 @@ import torch
 
 from .. import _checks, checkpoint, figures, pretrained
 from ..cli import HelpFormatter, UsageError
-from ..data import ENV_VAR, NAMES, fit_to_grid, load_image, save_image
+from ..data import ENV_VAR, NAMES, load_image, save_image
 from ..distributed import is_main_process
 from ..tasks.jigsaw import DEFAULT_MODEL, METRICS, TUTORIAL_MODEL, JigsawTask
 from ..train import PRECISIONS
@@ -162,31 +162,28 @@ def _load(args):
 
 
 def solve(args) -> int:
+    from ..data import assemble_pieces, cut_pieces, fit_image, scramble, unfit_image, unscramble
+
     task, model = _load(args)
     channels, height, width = task.image_shape
     image = load_image(args.image, channels=channels)
-    if tuple(image.shape[-2:]) != (height, width):
-        image = fit_to_grid(image, task.grid, mode="resize")
-        if tuple(image.shape[-2:]) != (height, width):
-            from ..data import resize_images
-
-            image = resize_images(image, (height, width))
-    x = task.normalize(image.unsqueeze(0))
-    if args.scrambled:
-        from ..data import cut_pieces
-
-        scrambled = cut_pieces(x, task.grid)
-    else:
-        scrambled = task.puzzles(x, torch.Generator().manual_seed(args.seed)).scrambled
-    perm = model.solve(scrambled)
-    from ..data import assemble_pieces, unscramble
-
-    solved = assemble_pieces(unscramble(scrambled, perm))[0]
+    # prepared as the model's training images were (its fit), given back at the image's size
+    fitted, fit = fit_image(image, task.grid, (height, width), mode=task.fit)
+    scrambled = cut_pieces(fitted.unsqueeze(0), task.grid)
+    if not args.scrambled:
+        scrambled = scramble(scrambled, generator=torch.Generator().manual_seed(args.seed))[0]
+    perm = model.solve(task.normalize(scrambled))
+    solved = unfit_image(assemble_pieces(unscramble(scrambled, perm))[0], fit)
     output = Path(args.output or Path(args.image).with_name(Path(args.image).stem + "-solved.png"))
-    save_image(task.denormalize(solved).clamp(0, 1), output)
+    save_image(solved, output)
+    if not fit.exact:
+        print(
+            f"note: the model takes {height}x{width} images, {args.image} is "
+            f"{fit.size[0]}x{fit.size[1]}: resized for the model and back (not pixel-exact)"
+        )
     if not args.scrambled:
         scrambled_path = output.with_name(output.stem + "-scrambled.png")
-        save_image(task.denormalize(assemble_pieces(scrambled)[0]).clamp(0, 1), scrambled_path)
+        save_image(assemble_pieces(scrambled)[0], scrambled_path)
         print(f"wrote {scrambled_path}")
     print(f"wrote {output}  (piece i goes to position perm[i]: {perm[0].tolist()})")
     return 0
@@ -494,8 +491,10 @@ def register(commands) -> None:
         help="unscramble one image with a model",
         formatter_class=fmt,
         description="Scramble IMAGE (or, with --scrambled, take it as already "
-        "scrambled) and write the model's solution. The image is converted to the "
-        "model's channels and resized to its training size.",
+        "scrambled) and write the model's solution at the image's own size. The image is "
+        "converted to the model's channels and fitted to the grid as its training images were "
+        "(MNIST digits: padded); an image of another size is resized (and the solution resized "
+        "back).",
     )
     p.add_argument("image", metavar="IMAGE", help="a PNG or JPEG file")
     _add_model_source(p)
