@@ -105,3 +105,16 @@ def test_bad_names_and_options(tmp_path):
         load_dataset("digits", channels=2)
     with pytest.raises(ValueError, match="one value per channel"):
         normalize(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), (0.5,), (0.5,))
+
+
+@pytest.mark.parametrize("offset", [100, 30_000, 45_100])
+def test_a_damaged_embedded_digits_file_is_one_clear_error(offset, tmp_path, monkeypatch):
+    from gumbel_sinkhorn.data import CorruptFileError, digits
+
+    raw = bytearray(digits.DIGITS_FILE.read_bytes())
+    raw[offset] ^= 4  # one bit, in the images' data, their compressed stream or the labels'
+    damaged = tmp_path / "digits.npz"
+    damaged.write_bytes(bytes(raw))
+    monkeypatch.setattr(digits, "DIGITS_FILE", damaged)
+    with pytest.raises(CorruptFileError, match="reinstall"):
+        digits.load_digits("test")
