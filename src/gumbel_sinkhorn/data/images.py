@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,11 +183,30 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
 
 @contextlib.contextmanager
 def _open(path):
-    """``Image.open`` whose failures, opening or decoding, are ValueErrors naming the file."""
+    """``Image.open`` whose failures, opening or decoding, are ValueErrors naming the file.
+
+    An image whose header claims more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a
+    decompression bomb: a small file that would decode to gigabytes) is refused before decoding.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(f"image file {path} does not exist or is not a file")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # Pillow only warns between the limit and twice it
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(
+            f"{path}: refused, the image is too large to decode safely: {_first_sentence(err)} "
+            f"(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})"
+        ) from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{path}: not an image that Pillow can read ({err})") from err
+    try:
+        with image:
             yield image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: not an image that Pillow can read ({err})") from err
+
+
+def _first_sentence(err: Exception) -> str:
+    return str(err).split(", could be")[0]
