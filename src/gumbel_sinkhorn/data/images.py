@@ -140,9 +140,11 @@ def load_image_folder(
     ``ValueError`` naming the first file that is not a readable image, or if there are no files.
     """
     everything = image_files(folder)
+    if not everything:
+        raise ValueError(f"no image files in {folder}")
     files = everything if files is None else files
     if not files:
-        raise ValueError(f"no image files in {folder}")
+        raise ValueError(f"no files were chosen to load from {folder} (files=[])")
     if size is None or channels is None:
         sizes, modes = zip(*(_header(path) for path in everything), strict=True)
         size = min(min(s) for s in sizes) if size is None else size
