@@ -1,9 +1,11 @@
 """Every command given wrong arguments: one line on stderr and exit status 2, never a traceback."""
 
 import pytest
+import torch
 
 from gumbel_sinkhorn import cli, pretrained
 from gumbel_sinkhorn.data import mnist as mnist_module
+from gumbel_sinkhorn.data import save_image
 from gumbel_sinkhorn.tasks.jigsaw import JigsawTask
 
 TRAIN = ["jigsaw", "train", "--dataset", "digits", "--quiet", "--run-dir", "{tmp}/run"]
@@ -31,6 +33,7 @@ CASES = {
     "missing image": (["jigsaw", "solve", "{tmp}/none.png", "--run", "{tmp}/w.pt"],
                       "none.png does not exist"),
     "non-image file": (["jigsaw", "solve", "{tmp}/note.png", "--run", "{tmp}/w.pt"], "Pillow"),
+    "folder with one image": ([*TRAIN, "--dataset", "{tmp}/one"], "holds 1 image file, none left"),
     "sorting: lists of one number": ([*SORT, "--n", "1"], "must be >= 2"),
     "sorting: negative batch": ([*SORT, "--batch", "-4"], "batch must be >= 1"),
     "sorting: empty range": ([*SORT, "--low", "1", "--high", "0"], "low < high"),
@@ -53,6 +56,8 @@ CASES = {
 def files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "note.png").write_text("not an image")
+    (tmp / "one").mkdir()
+    save_image(torch.zeros(1, 28, 28, dtype=torch.uint8), tmp / "one" / "digit.png")
     task = JigsawTask(dataset="digits", grid=2, train_size=64, test_size=16)
     pretrained.save_weights(tmp / "w.pt", task, task.build_model())
     return tmp
@@ -70,6 +75,16 @@ def test_wrong_arguments_give_one_line_and_status_2(argv, expected, files, capsy
     status, err = run(argv, files, capsys)
     assert status == 2 and expected in err
     assert not (files / "run").exists()  # nothing half-made is left behind
+
+
+def test_a_decompression_bomb_is_one_line(files, capsys, monkeypatch):
+    from PIL import Image
+
+    # a real bomb (a 60-byte PNG claiming 900 megapixels): tests/data/test_images.py
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    save_image(torch.zeros(1, 28, 28, dtype=torch.uint8), files / "big.png")
+    status, err = run(["jigsaw", "solve", "{tmp}/big.png", "--run", "{tmp}/w.pt"], files, capsys)
+    assert status == 2 and "too large to decode safely" in err
 
 
 @pytest.fixture

@@ -86,11 +86,18 @@ def test_folder_split_edge_cases(tmp_path):
     make_folder(tmp_path / "one", 1)
     assert len(folder_split(tmp_path / "one", "train")) == 1
     assert folder_split(tmp_path / "one", "test") == []
+    with pytest.raises(ValueError, match="holds 1 image file, none left for the test split"):
+        load_dataset(tmp_path / "one", "test")  # was "no image files in .../one"
+    assert len(load_dataset(tmp_path / "one", "train")) == 1
     make_folder(tmp_path / "split" / "train", 4)
     make_folder(tmp_path / "split" / "test", 2, seed=1)
     assert [p.parent.name for p in folder_split(tmp_path / "split", "test")] == ["test"] * 2
     assert len(load_dataset(tmp_path / "split", "train", size=8)) == 4
     assert len(folder_split(tmp_path / "split", "all")) == 6
+    make_folder(tmp_path / "empty" / "train", 2)
+    (tmp_path / "empty" / "test").mkdir()
+    with pytest.raises(ValueError, match=r"empty.test holds no image files"):
+        load_dataset(tmp_path / "empty", "test")
     make_folder(tmp_path / "half" / "train", 2)
     with pytest.raises(ValueError, match="no test/"):
         folder_split(tmp_path / "half", "test")
@@ -105,3 +112,16 @@ def test_bad_names_and_options(tmp_path):
         load_dataset("digits", channels=2)
     with pytest.raises(ValueError, match="one value per channel"):
         normalize(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), (0.5,), (0.5,))
+
+
+@pytest.mark.parametrize("offset", [100, 30_000, 45_100])
+def test_a_damaged_embedded_digits_file_is_one_clear_error(offset, tmp_path, monkeypatch):
+    from gumbel_sinkhorn.data import CorruptFileError, digits
+
+    raw = bytearray(digits.DIGITS_FILE.read_bytes())
+    raw[offset] ^= 4  # one bit, in the images' data, their compressed stream or the labels'
+    damaged = tmp_path / "digits.npz"
+    damaged.write_bytes(bytes(raw))
+    monkeypatch.setattr(digits, "DIGITS_FILE", damaged)
+    with pytest.raises(CorruptFileError, match="reinstall"):
+        digits.load_digits("test")

@@ -122,3 +122,30 @@ def test_save_image_is_atomic_and_needs_a_known_suffix(tmp_path, monkeypatch):
         save_image(torch.ones(1, 4, 4), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["kept.png"]
+
+
+def png_header_only(path, width, height):
+    """A 60-byte PNG whose header claims width x height grey pixels (a decompression bomb's)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [30_000, 10_000])  # above twice Pillow's limit; between
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, side):
+    from gumbel_sinkhorn.data import load_image_folder
+
+    bomb = png_header_only(tmp_path / "bomb.png", side, side)
+    with pytest.raises(ValueError, match="too large to decode safely.*MAX_IMAGE_PIXELS"):
+        load_image(bomb)
+    with pytest.raises(ValueError, match="bomb.png: refused"):
+        load_image_folder(tmp_path)

@@ -8,10 +8,12 @@ from hypothesis import strategies as st
 from gumbel_sinkhorn.data import (
     assemble_pieces,
     cut_pieces,
+    fit_image,
     fit_to_grid,
     make_puzzles,
     random_shift,
     scramble,
+    unfit_image,
     unscramble,
 )
 from gumbel_sinkhorn.ops import permutation_matrix
@@ -195,3 +197,42 @@ def test_random_shift_repeats_the_border_and_refuses_a_negative_shift():
     assert len(corners) == 9
     with pytest.raises(ValueError, match="max_shift"):
         random_shift(image, -1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6), st.integers(2, 40), st.integers(2, 40), st.sampled_from(["pad", "crop"]),
+       st.integers(0, 2**31))
+def test_fit_image_is_the_training_fit_and_unfit_gives_the_image_back(grid, h, w, mode, seed):
+    # what solve does to one image: the same pixels as the training images got, and back
+    image = torch.randint(0, 256, (2, h, w), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(seed))
+    if mode == "crop" and min(h, w) < grid:
+        return
+    trained = fit_to_grid(image, grid, mode=mode)
+    fitted, fit = fit_image(image, grid, trained.shape[-2:], mode=mode)
+    assert torch.equal(fitted, trained) and fit.exact
+    assert torch.equal(unfit_image(fitted, fit), image)
+    # the solved puzzle differs from the fitted image: only the puzzle's pixels change
+    solved = fitted.flip(-1)
+    back = unfit_image(solved, fit)
+    assert back.shape == image.shape and back.dtype == image.dtype
+    if mode == "pad":
+        assert torch.equal(fit_to_grid(back, grid, mode="pad")[..., fit.top : fit.top + h,
+                                                               fit.left : fit.left + w], back)
+    else:
+        assert torch.equal(fit_to_grid(back, grid, mode="crop"), solved)
+
+
+def test_fit_image_resizes_only_other_sizes_and_says_so():
+    digit = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
+    same, fit = fit_image(digit, 3, (28, 28))
+    assert same is digit and fit.how == "none" and unfit_image(same, fit) is same
+    big = torch.full((1, 56, 56), 200, dtype=torch.uint8)
+    fitted, fit = fit_image(big, 3, (30, 30), mode="pad")
+    assert fitted.shape == (1, 30, 30) and fit.how == "resize" and not fit.exact
+    assert unfit_image(fitted, fit).shape == (1, 56, 56)
+    assert fit_image(digit, 3, (27, 27), mode="resize")[1].how == "resize"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        fit_image(digit, 3, (30, 30), mode="stretch")
+    with pytest.raises(ValueError, match="shape must be"):
+        fit_image(digit, 3, (30, 30, 30))

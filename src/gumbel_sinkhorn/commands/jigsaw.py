@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..configs import FitConfig
 from ..configs.jigsaw import PRESETS, SAMPLING, TRAINING, JigsawConfig
+from ..files import writable_folder
 from ..runs import RunFolder
 from ._common import (
     ENV_VAR,
@@ -126,35 +127,74 @@ def _load(args):
 
 def solve(args) -> int:
     import torch
+    from tqdm.auto import tqdm
 
-    from ..data import assemble_pieces, cut_pieces, load_image, save_image, unscramble
+    from ..data import (
+        assemble_pieces,
+        cut_pieces,
+        fit_image,
+        load_image,
+        save_image,
+        scramble,
+        unfit_image,
+        unscramble,
+    )
 
-    output = output_path(args.output, (".png", ".jpg", ".jpeg"), "--output")
+    images = _image_paths(args.images)
+    outputs = _solve_outputs(images, args.output)
     task, model = _load(args)
-    channels, height, width = task.config.image_shape
-    image = load_image(args.image, channels=channels)
-    if tuple(image.shape[-2:]) != (height, width):
-        from ..data import fit_to_grid, resize_images
-
-        image = fit_to_grid(image, task.config.grid, mode="resize")
-        if tuple(image.shape[-2:]) != (height, width):
-            image = resize_images(image, (height, width))
-    x = task.images.normalize(image.unsqueeze(0))
-    if args.scrambled:
-        scrambled = cut_pieces(x, task.config.grid)
-    else:
-        scrambled = task.puzzles(x, torch.Generator().manual_seed(args.seed)).scrambled
-    perm = task.predict(model, scrambled)
-    solved = assemble_pieces(unscramble(scrambled, perm))[0]
-    output = output or Path(args.image).with_name(Path(args.image).stem + "-solved.png")
-    save_image(task.images.denormalize(solved).clamp(0, 1), output)
-    if not args.scrambled:
-        scrambled_path = output.with_name(output.stem + "-scrambled.png")
-        save_image(task.images.denormalize(assemble_pieces(scrambled)[0]).clamp(0, 1),
-                   scrambled_path)  # fmt: skip
-        print(f"wrote {scrambled_path}")
-    print(f"wrote {output}  (piece i goes to position perm[i]: {perm[0].tolist()})")
+    cfg = task.config
+    channels, height, width = cfg.image_shape
+    generator = torch.Generator().manual_seed(args.seed)
+    quiet = len(images) > 1
+    for path, output in tqdm(list(zip(images, outputs, strict=True)), desc="solving",
+                             unit="image", disable=not quiet or None):  # fmt: skip
+        image = load_image(path, channels=channels)
+        # prepared as the model's training images were (its fit), given back at the image's size
+        fitted, fit = fit_image(image, cfg.grid, (height, width), mode=cfg.fit)
+        scrambled = cut_pieces(fitted.unsqueeze(0), cfg.grid)
+        if not args.scrambled:
+            scrambled = scramble(scrambled, generator=generator)[0]
+        perm = task.predict(model, task.images.normalize(scrambled))
+        save_image(unfit_image(assemble_pieces(unscramble(scrambled, perm))[0], fit), output)
+        if not args.scrambled:
+            save_image(
+                assemble_pieces(scrambled)[0], output.with_name(output.stem + "-scrambled.png")
+            )
+        if not quiet:
+            if not fit.exact:
+                print(
+                    f"note: the model takes {height}x{width} images, {path} is "
+                    f"{fit.size[0]}x{fit.size[1]}: resized for the model and back (not exact)"
+                )
+            print(f"wrote {output}  (piece i goes to position perm[i]: {perm[0].tolist()})")
+    if quiet:
+        print(f"solved {len(images)} images; wrote {outputs[0].parent}/*-solved.png")
     return 0
+
+
+def _image_paths(given: list[str]) -> list[Path]:
+    """The image files named, and those inside the folders named, in order."""
+    from ..data import image_files
+
+    paths = []
+    for name in given:
+        path = Path(name)
+        paths += image_files(path) if path.is_dir() else [path]
+    return paths
+
+
+def _solve_outputs(images: list[Path], output: str | None) -> list[Path]:
+    """Where each solution goes: ``--output`` (a file for one image, a folder for several),
+    else beside each image as ``<name>-solved.png``; checked before any work."""
+    if output is None or len(images) == 1 and not Path(output).is_dir():
+        if output is not None:
+            return [output_path(output, (".png", ".jpg", ".jpeg"), "--output")]
+        for folder in {image.parent for image in images}:
+            writable_folder(folder)
+        return [image.with_name(image.stem + "-solved.png") for image in images]
+    folder = writable_folder(output)
+    return [folder / (image.stem + "-solved.png") for image in images]
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -171,8 +211,6 @@ EXPLAIN = """\
   l1, l2          mean absolute / squared pixel error of the reassembled image (pixels in [0, 1])
   prop_exact      share of puzzles reassembled exactly; unlike the index metrics it does not
                   count swapping two identical (e.g. blank) pieces as an error"""
-
-
 
 
 def demo_config(args) -> tuple[JigsawConfig, str | None]:
@@ -344,19 +382,26 @@ def register(commands) -> None:
 
     p = sub.add_parser(
         "solve",
-        help="unscramble one image with a model",
+        help="unscramble images with a model",
         formatter_class=HelpFormatter,
-        description="Scramble IMAGE (or, with --scrambled, take it as already "
-        "scrambled) and write the model's solution.",
+        description="Scramble each IMAGE (or, with --scrambled, take it as already scrambled) "
+        "and write the model's solution at the image's own size. An image is converted to the "
+        "model's channels and fitted to the grid as its training images were (MNIST digits: "
+        "padded); an image of another size is resized (and the solution resized back).",
     )
-    p.add_argument("image", metavar="IMAGE", help="a PNG or JPEG file")
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, or folders of them"
+    )
     add_model_source(p, kind="jigsaw", required=True)
     p.add_argument(
         "--scrambled", action="store_true", help="IMAGE is already a scrambled puzzle: solve it"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the scrambling")
     p.add_argument(
-        "--output", metavar="PNG", help="where to write the solution (default: IMAGE-solved.png)"
+        "--output",
+        metavar="PATH",
+        help="the solution's file (one image) or folder (several; default: IMAGE-solved.png "
+        "beside each image)",
     )
     p.set_defaults(func=solve, data_root=None)
 

@@ -18,13 +18,16 @@ from .images import image_files, load_image, load_image_folder, resize_images, s
 from .mnist import load_fashion_mnist, load_idx_dataset, load_mnist, read_idx
 from .puzzles import (
     FIT_MODES,
+    ImageFit,
     Puzzles,
     assemble_pieces,
     cut_pieces,
+    fit_image,
     fit_to_grid,
     make_puzzles,
     random_shift,
     scramble,
+    unfit_image,
     unscramble,
 )
 
@@ -35,10 +38,12 @@ __all__ = [
     "CorruptFileError",
     "DatasetNotFoundError",
     "ImageDataset",
+    "ImageFit",
     "Puzzles",
     "assemble_pieces",
     "cache_dir",
     "cut_pieces",
+    "fit_image",
     "fit_to_grid",
     "folder_split",
     "image_files",
@@ -56,5 +61,6 @@ __all__ = [
     "resize_images",
     "save_image",
     "scramble",
+    "unfit_image",
     "unscramble",
 ]

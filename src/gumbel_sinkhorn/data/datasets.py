@@ -135,9 +135,10 @@ def load_dataset(
         raise InvalidValueError(
             f"dataset must be one of {NAMES} or a folder of images, got {str(name)!r}"
         )
-    images = load_image_folder(
-        folder, size=size, channels=channels, files=folder_split(folder, split)
-    )
+    files = folder_split(folder, split)
+    if not files:
+        raise InvalidValueError(_empty_split(folder, split))
+    images = load_image_folder(folder, size=size, channels=channels, files=files)
     c = images.shape[1]
     return ImageDataset(images, None, (0.5,) * c, (0.5,) * c, f"{folder.name}/{split}")
 
@@ -170,6 +171,20 @@ def folder_split(folder: str | os.PathLike, split: str) -> list[Path]:
     n_test = max(1, round(FOLDER_TEST_SHARE * len(files))) if len(files) > 1 else 0
     test = {int((k + 0.5) * len(files) / n_test) for k in range(n_test)}
     return [f for i, f in enumerate(files) if (i in test) == (split == "test")]
+
+
+def _empty_split(folder: Path, split: str) -> str:
+    """What is wrong when a folder's ``split`` holds no files."""
+    if any((folder / s).is_dir() for s in ("train", "test")):
+        return f"{folder / split} holds no image files"
+    n = len(image_files(folder))
+    if n == 0:
+        return f"no image files in {folder}"
+    return (
+        f"{folder} holds {n} image file{'s' if n > 1 else ''}, none left for the {split} split: "
+        f"a held-out test split takes every tenth file and needs at least 2 files in all "
+        f"(1 to train, 1 to test); add images, or put them into train/ and test/ subfolders"
+    )
 
 
 def _digits_stats() -> tuple[float, float]:

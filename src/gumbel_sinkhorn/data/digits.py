@@ -7,12 +7,15 @@ can run with no download and no configured data. Pixel counts 0..16 are scaled t
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InvalidValueError
+from ._files import CorruptFileError
 from .mnist import SPLITS
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")
@@ -30,8 +33,13 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """
     if split not in SPLITS:
         raise InvalidValueError(f"split must be one of {SPLITS}, got {split!r}")
-    with np.load(DIGITS_FILE, allow_pickle=False) as data:
-        counts, labels = data["images"], data["labels"]
+    try:  # the zip's CRC-32 checks every byte
+        with np.load(DIGITS_FILE, allow_pickle=False) as data:
+            counts, labels = data["images"], data["labels"]
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, EOFError) as err:
+        raise CorruptFileError(
+            f"the embedded digits file {DIGITS_FILE} is damaged ({err}): reinstall gumbel-sinkhorn"
+        ) from err
     images = (counts.astype(np.float32) * (255 / 16)).round().astype(np.uint8)
     part = slice(None, N_TRAIN) if split == "train" else slice(N_TRAIN, None)
     return torch.from_numpy(images[part]), torch.from_numpy(labels[part].astype(np.int64))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +143,11 @@ def load_image_folder(
     ``ValueError`` naming the first file that is not a readable image, or if there are no files.
     """
     everything = image_files(folder)
+    if not everything:
+        raise InvalidValueError(f"no image files in {folder}")
     files = everything if files is None else files
     if not files:
-        raise InvalidValueError(f"no image files in {folder}")
+        raise InvalidValueError(f"no files were chosen to load from {folder} (files=[])")
     if size is None or channels is None:
         sizes, modes = zip(*(_header(path) for path in everything), strict=True)
         size = min(min(s) for s in sizes) if size is None else size
@@ -187,11 +190,30 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
 
 @contextlib.contextmanager
 def _open(path):
-    """``Image.open`` whose failures, opening or decoding, are ValueErrors naming the file."""
+    """``Image.open`` whose failures, opening or decoding, are ValueErrors naming the file.
+
+    An image whose header claims more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a
+    decompression bomb: a small file that would decode to gigabytes) is refused before decoding.
+    """
     if not Path(path).is_file():
         raise MissingFileError(f"image file {path} does not exist or is not a file")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # Pillow only warns between the limit and twice it
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InvalidValueError(
+            f"{path}: refused, the image is too large to decode safely: {_first_sentence(err)} "
+            f"(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})"
+        ) from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InvalidValueError(f"{path}: not an image that Pillow can read ({err})") from err
+    try:
+        with image:
             yield image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InvalidValueError(f"{path}: not an image that Pillow can read ({err})") from err
+
+
+def _first_sentence(err: Exception) -> str:
+    return str(err).split(", could be")[0]

@@ -21,6 +21,12 @@ fitted first, with ``fit_to_grid`` (or the ``fit`` option of ``make_puzzles``):
 - ``"resize"``: rescale (bilinear, antialiased) to the nearest multiple (28 -> 27, 30, 30).
   Changes every pixel slightly; the one choice for images with content up to the edges that must
   not lose any.
+
+To give a model one image of any size, ``fit_image`` prepares it exactly as the model's training
+images were (its ``fit``), and ``unfit_image`` brings the solved image back to the size it came in:
+an MNIST digit of 28×28 is padded to 30×30 for a 3×3 model and comes back as 28×28, pixel for pixel
+when the puzzle is solved. Only an image of another size than the training images is resized (and
+resized back: then the result cannot be pixel-exact).
 """
 
 from __future__ import annotations
@@ -35,6 +41,27 @@ from ..configs.jigsaw import FIT_MODES
 from ..errors import InvalidValueError
 from ..ops import invert_permutation, permute, random_permutation
 from .images import resize_images
+
+
+class ImageFit(NamedTuple):
+    """How ``fit_image`` brought images to a model's input shape: what ``unfit_image`` undoes.
+
+    ``size``: the images' own ``(H, W)``; ``how``: "none" (already the model's shape), "pad",
+    "crop" or "resize"; ``top``, ``left``: where the smaller of the two images sits in the larger
+    ("pad": the given image in the padded one, "crop": the kept centre in the given image);
+    ``original``: the given images ("crop" only: their border, outside the puzzle, is put back).
+    """
+
+    size: tuple[int, int]
+    how: str
+    top: int = 0
+    left: int = 0
+    original: torch.Tensor | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether ``unfit_image`` gives back the given pixels (all but "resize")."""
+        return self.how != "resize"
 
 
 class Puzzles(NamedTuple):
@@ -177,6 +204,73 @@ def fit_to_grid(
         return images[..., top : top + h - h % grid, left : left + w - w % grid]
     size = (max(grid, round(h / grid) * grid), max(grid, round(w / grid) * grid))
     return resize_images(images, size)
+
+
+def fit_image(
+    images: torch.Tensor, grid: int, shape: tuple[int, int], *, mode: str = "pad"
+) -> tuple[torch.Tensor, ImageFit]:
+    """Bring images to a model's input ``shape`` the way its training images were brought there.
+
+    >>> import torch
+    >>> digit = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
+    >>> fitted, fit = fit_image(digit, 3, (30, 30), mode="pad")     # as MNIST 3x3 was trained
+    >>> tuple(fitted.shape), fit.how, fit.exact
+    ((1, 30, 30), 'pad', True)
+    >>> torch.equal(unfit_image(fitted, fit), digit)
+    True
+    >>> fit_image(digit, 3, (60, 60))[1].how                       # another size: resized
+    'resize'
+
+    ``images``: ``(..., C, H, W)``; ``shape``: the ``(H', W')`` of the model's input (its
+    training images once fitted to the grid); ``mode``: the ``fit_to_grid`` mode the model was
+    trained with. Images already of that shape are left as they are; images that ``mode`` brings
+    to that shape (28×28 MNIST digits padded to 30×30) are fitted as in training, pixel for
+    pixel (pad with 0: raw uint8 images, as training pads them); any other size is resized to
+    ``shape`` (bilinear, antialiased), and ``fit.exact`` is False. Returns the fitted images and
+    the ``ImageFit`` that ``unfit_image`` needs.
+    """
+    grid = _grid(images, grid)
+    if mode not in FIT_MODES:
+        raise ValueError(f"mode must be one of {FIT_MODES}, got {mode!r}")
+    shape = tuple(_checks.count(side, "every side of shape") for side in shape)
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (H, W), got {shape}")
+    size = tuple(images.shape[-2:])
+    if size == shape:
+        return images, ImageFit(size, "none")
+    if mode == "pad" or (mode == "crop" and min(size) >= grid):
+        fitted = fit_to_grid(images, grid, mode=mode)
+        if tuple(fitted.shape[-2:]) == shape:
+            (h, w), (h2, w2) = size, shape
+            top, left = abs(h2 - h) // 2, abs(w2 - w) // 2
+            return fitted, ImageFit(size, mode, top, left, images if mode == "crop" else None)
+    return resize_images(images, shape), ImageFit(size, "resize")
+
+
+def unfit_image(images: torch.Tensor, fit: ImageFit) -> torch.Tensor:
+    """Undo ``fit_image``: images of the model's shape back at the size they were given.
+
+    >>> import torch
+    >>> image = torch.arange(16, dtype=torch.uint8).reshape(1, 4, 4)
+    >>> fitted, fit = fit_image(image, 3, (3, 3), mode="crop")     # the centre 3x3 is the puzzle
+    >>> torch.equal(unfit_image(fitted, fit), image)               # the border is put back
+    True
+
+    ``images``: ``(..., C, H', W')``, e.g. the solved puzzle; out ``(..., C, H, W)`` with ``(H, W)``
+    = ``fit.size``: "pad" cuts the border off again, "crop" puts the solved centre back into the
+    given images' border (outside the puzzle, never moved), "resize" resizes back (approximate).
+    """
+    _checks.tensor(images, "images", min_dim=3)
+    (h, w), top, left = fit.size, fit.top, fit.left
+    if fit.how == "none":
+        return images
+    if fit.how == "pad":
+        return images[..., top : top + h, left : left + w]
+    if fit.how == "crop":
+        out = fit.original.to(images.dtype, copy=True)
+        out[..., top : top + images.shape[-2], left : left + images.shape[-1]] = images
+        return out
+    return resize_images(images, (h, w))
 
 
 def random_shift(
