@@ -8,6 +8,7 @@
 True
 """
 
+from . import distributions
 from .metrics import kendall_tau, l1_error, l2_error, prop_any_wrong, prop_wrong
 from .ops import (
     SinkhornConvergenceWarning,
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SinkhornConvergenceWarning",
     "SinkhornInfo",
+    "distributions",
     "gumbel_matching",
     "gumbel_sinkhorn",
     "invert_permutation",
