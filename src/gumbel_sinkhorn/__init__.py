@@ -40,10 +40,14 @@ _LAZY = {
     "sinkhorn": "ops",
 }
 
-__all__ = ["UserError", *sorted(_LAZY)]
+_SUBMODULES = ("distributions",)
+
+__all__ = ["UserError", *_SUBMODULES, *sorted(_LAZY)]
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
@@ -52,4 +56,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
