@@ -173,6 +173,48 @@ def sorting_matrices(
     return _save(fig, path)
 
 
+def ranked_sets(
+    pictures: torch.Tensor,
+    predicted: torch.Tensor,
+    numbers: torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Sets of pictures drawn in predicted order (one row per set), wrong ranks framed in red.
+
+    ``pictures`` ``(S, n, H, W)`` in [0, 1], ``predicted`` ``(S, n)`` the predicted rank of each
+    item, ``numbers`` ``(S, n)`` the values they show. Above each picture its true value; an item
+    whose predicted rank is not its true rank gets a red frame and its true rank.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    pictures, predicted, numbers = pictures.cpu(), predicted.cpu(), numbers.cpu()
+    rows, n = predicted.shape
+    true = numbers.argsort(-1).argsort(-1)
+    fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 0.75 * rows + 0.4), squeeze=False)
+    for s in range(rows):
+        order = predicted[s].argsort()  # the item the model puts at each rank
+        for j, item in enumerate(order.tolist()):
+            ax = axes[s, j]
+            ax.imshow(pictures[s, item].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            wrong = int(true[s, item]) != j
+            label = f"{int(numbers[s, item])}"
+            if wrong:
+                label += f" (rank {int(true[s, item]) + 1})"
+            ax.set_title(label, fontsize=6, color="red" if wrong else "black")
+            if wrong:
+                h, w = pictures.shape[-2:]
+                ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, ec="red", lw=2.5))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path) -> Path:
     import matplotlib.pyplot as plt
 

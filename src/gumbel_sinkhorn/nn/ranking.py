@@ -1,0 +1,234 @@
+"""Networks that rank sets of multi-digit pictures: a CNN scores each item, a head makes the
+set's ``log_alpha`` (rows: items, columns: ranks, smallest first).
+
+Three heads over the same CNN:
+
+- ``"sinkhorn"`` (ours, :func:`rank_scores`): the n scalar scores of a set, standardised to the
+  spacing of the ranks, scored by their squared distance to each rank. Sorts by construction:
+  hard matching puts the items in the order of their scores.
+- ``"classic"``: the head of NeuralSort's table: item i alone gives its row of n rank scores
+  (a linear layer on its features), so it never sees the other items.
+- ``"neuralsort"`` (:func:`neuralsort`): NeuralSort's deterministic relaxation of the sort
+  of the scores, transposed to rows = items; already a (row-stochastic) relaxed permutation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .. import _checks
+
+HEADS = ("sinkhorn", "classic", "neuralsort")
+DIGIT = 28  # MNIST digits are 28 x 28
+
+
+def neuralsort(scores: torch.Tensor, tau: float = 1.0, *, log: bool = False) -> torch.Tensor:
+    """NeuralSort's relaxed sort (Grover et al. 2019, eq. 5): row i the soft i-th largest.
+
+    >>> s = torch.tensor([0.3, 2.0, -1.0])
+    >>> P = neuralsort(s, tau=0.01)
+    >>> P.round()                               # row i picks the i-th largest score
+    tensor([[0., 1., 0.],
+            [1., 0., 0.],
+            [0., 0., 1.]])
+
+    Shapes: ``(..., n)`` scores in, ``(..., n, n)`` out (log-probabilities with ``log=True``).
+    Formula: ``P[i, :] = softmax(((n + 1 - 2i) s - A 1) / tau)`` for ranks ``i = 1 … n``, where
+    ``A[j, k] = |s_j - s_k|``. Every row sums to 1; the row-wise argmax is the exact sort
+    (descending) and ``P`` tends to the sorting permutation matrix as ``tau -> 0``.
+    """
+    _checks.tensor(scores, "scores", min_dim=1, floating=True)
+    tau = _checks.positive(tau, "tau")
+    n = scores.shape[-1]
+    spread = (scores.unsqueeze(-1) - scores.unsqueeze(-2)).abs().sum(-1)  # (A 1)_k
+    weights = n + 1 - 2 * torch.arange(1, n + 1, dtype=scores.dtype, device=scores.device)
+    logits = (weights.unsqueeze(-1) * scores.unsqueeze(-2) - spread.unsqueeze(-2)) / tau
+    return logits.log_softmax(-1) if log else logits.softmax(-1)
+
+
+def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Our head: ``log_alpha[..., i, j] = -exp(log_scale) * (u_i - r_j)**2``.
+
+    >>> s = torch.tensor([0.3, 2.0, -1.0, 0.5])
+    >>> import gumbel_sinkhorn as gs
+    >>> gs.matching(rank_scores(s))             # each item's rank: the order of the scores
+    tensor([1, 3, 0, 2])
+
+    Shapes: ``(..., n)`` scores in, ``(..., n, n)`` out (rows: items, columns: ranks, smallest
+    first). ``u`` are the scores standardised within their set and stretched to the spread of the
+    ranks ``r_j = j - (n - 1) / 2`` (standard deviation ``sqrt((n**2 - 1) / 12)``), so an item
+    whose score is k-th smallest sits near rank k, for every n. Expanding the square, only
+    ``2 exp(log_scale) u_i r_j`` depends on both the row and the column, so hard matching
+    maximises ``sum_i u_i r_perm(i)``: the items in the order of their scores (rearrangement
+    inequality). Swapping two neighbours costs about ``2 exp(log_scale)``, whatever n.
+    """
+    _checks.tensor(scores, "scores", min_dim=1, floating=True)
+    n = scores.shape[-1]
+    if n < 2:
+        raise ValueError(f"a set must hold at least 2 items, got shape {tuple(scores.shape)}")
+    centred = scores - scores.mean(-1, keepdim=True)
+    spread = centred.square().mean(-1, keepdim=True).add(1e-12).sqrt()
+    u = centred / spread * math.sqrt((n * n - 1) / 12)
+    r = torch.arange(n, dtype=scores.dtype, device=scores.device) - (n - 1) / 2
+    log_scale = torch.as_tensor(log_scale, dtype=scores.dtype, device=scores.device)
+    return -log_scale.exp() * (u.unsqueeze(-1) - r).square()
+
+
+class DigitCNN(nn.Module):
+    """Item features from its digits: the same small CNN reads every 28 x 28 digit, an MLP
+    combines the ``digits`` digit features into the item's ``hidden`` features.
+
+    >>> net = DigitCNN(digits=4)
+    >>> net(torch.zeros(2, 5, 28, 112)).shape
+    torch.Size([2, 5, 64])
+
+    Shapes: ``(..., 28, 28·digits)`` pictures in, ``(..., hidden)`` out. Digit network:
+    Conv(1, width, 5) -> ReLU -> MaxPool(2) -> Conv(width, 2 width, 5) -> ReLU -> MaxPool(2)
+    -> Linear(98 width, features) -> ReLU; combiner: Linear(digits · features, hidden) -> ReLU.
+    """
+
+    def __init__(self, digits: int = 4, *, width: int = 8, features: int = 32, hidden: int = 64):
+        super().__init__()
+        self.digits = _checks.count(digits, "digits (per number)")
+        width = _checks.count(width, "width")
+        self.features = _checks.count(features, "features")
+        self.hidden = _checks.count(hidden, "hidden")
+        self.digit = nn.Sequential(
+            nn.Conv2d(1, width, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * (DIGIT // 4) ** 2, self.features),
+            nn.ReLU(),
+        )
+        self.combine = nn.Sequential(nn.Linear(self.digits * self.features, self.hidden), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _checks.tensor(x, "pictures", min_dim=2, floating=True)
+        if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
+            raise ValueError(
+                f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
+                f" got shape {tuple(x.shape)}"
+            )
+        lead = x.shape[:-2]
+        digits = x.reshape(-1, DIGIT, self.digits, DIGIT).transpose(1, 2)
+        f = self.digit(digits.reshape(-1, 1, DIGIT, DIGIT))  # (items · digits, features)
+        return self.combine(f.reshape(-1, self.digits * self.features)).reshape(*lead, -1)
+
+
+class ProtocolCNN(nn.Module):
+    """The protocol's network on the whole picture (Grover et al. 2019): Conv(1, 32, 5) -> ReLU
+    -> MaxPool(2) -> Conv(32, 64, 5) -> ReLU -> MaxPool(2) -> Linear(-, hidden) -> ReLU.
+
+    >>> ProtocolCNN(digits=2)(torch.zeros(3, 28, 56)).shape
+    torch.Size([3, 64])
+
+    Shapes: ``(..., 28, 28·digits)`` in, ``(..., hidden)`` out.
+    """
+
+    def __init__(self, digits: int = 4, *, hidden: int = 64):
+        super().__init__()
+        self.digits = _checks.count(digits, "digits (per number)")
+        self.hidden = _checks.count(hidden, "hidden")
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * (DIGIT // 4) * (DIGIT * self.digits // 4), self.hidden),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _checks.tensor(x, "pictures", min_dim=2, floating=True)
+        if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
+            raise ValueError(
+                f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
+                f" got shape {tuple(x.shape)}"
+            )
+        lead = x.shape[:-2]
+        return self.net(x.reshape(-1, 1, *x.shape[-2:])).reshape(*lead, -1)
+
+
+class RankingNet(nn.Module):
+    """A CNN that reads every item of a set, and a head that makes the set's ``log_alpha``.
+
+    >>> import gumbel_sinkhorn as gs
+    >>> net = RankingNet("sinkhorn", digits=2)
+    >>> x = torch.randn(3, 5, 28, 56)                  # 3 sets of 5 two-digit pictures
+    >>> log_alpha = net(x)
+    >>> log_alpha.shape
+    torch.Size([3, 5, 5])
+    >>> torch.equal(gs.matching(log_alpha), net.scores(x).argsort(-1).argsort(-1))
+    True
+
+    ``head``: "sinkhorn" (:func:`rank_scores` on one scalar score per item, any n), "classic"
+    (a linear layer maps each item's features to its row of ``n`` rank scores: only sets of
+    that ``n``) or "neuralsort" (:func:`neuralsort` at temperature ``tau``, log-probabilities,
+    transposed to rows = items, ranks smallest first; any n). ``cnn``: "digit"
+    (:class:`DigitCNN`, ``width``) or "protocol" (:class:`ProtocolCNN`).
+
+    Shapes: ``(..., n, 28, 28·digits)`` in, ``(..., n, n)`` out: row i item i, column j rank j.
+    """
+
+    def __init__(
+        self,
+        head: str = "sinkhorn",
+        digits: int = 4,
+        *,
+        n: int | None = None,
+        cnn: str = "digit",
+        width: int = 8,
+        hidden: int = 64,
+        tau: float = 1.0,
+    ):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        self.head = head
+        if cnn == "digit":
+            self.cnn = DigitCNN(digits, width=width, hidden=hidden)
+        elif cnn == "protocol":
+            self.cnn = ProtocolCNN(digits, hidden=hidden)
+        else:
+            raise ValueError(f"cnn must be 'digit' or 'protocol', got {cnn!r}")
+        self.tau = _checks.positive(tau, "tau")
+        if head == "classic":
+            if n is None:
+                raise ValueError("the classic head scores a fixed number of ranks: give n")
+            self.n = _checks.count(n, "n (items per set)", minimum=2)
+            self.out = nn.Linear(hidden, self.n)
+        else:
+            self.n = None
+            self.out = nn.Linear(hidden, 1)
+            if head == "sinkhorn":
+                self.log_scale = nn.Parameter(torch.zeros(()))
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """One scalar score per item, ``(..., n)`` (the "sinkhorn" and "neuralsort" heads)."""
+        if self.head == "classic":
+            raise ValueError("the classic head gives every item a row of rank scores, no score")
+        return self.out(self.cnn(x)).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 4:
+            raise ValueError(f"expected sets of pictures (..., n, 28, W), got {tuple(x.shape)}")
+        n = x.shape[-3]
+        if self.head == "classic":
+            if n != self.n:
+                raise ValueError(f"this classic head ranks sets of {self.n} items, got {n}")
+            return self.out(self.cnn(x))
+        s = self.scores(x)
+        if self.head == "sinkhorn":
+            return rank_scores(s, self.log_scale)
+        # rank i of NeuralSort's matrix is the i-th largest: reverse the rows, then transpose
+        return neuralsort(s, self.tau, log=True).flip(-2).transpose(-1, -2)
