@@ -66,7 +66,7 @@ def test_rank_scores_swapping_neighbours_costs_twice_the_scale_for_every_n():
         swap = right - log_alpha[0, 0] - log_alpha[1, 1] + log_alpha[0, 1] + log_alpha[1, 0]
         assert (right - swap).item() == pytest.approx(3.0)
         # standardised scores sit on the ranks: Sinkhorn starts from a diagonal-heavy matrix
-        assert (sinkhorn(log_alpha, 50).diagonal() > 1 / n).all()
+        assert (sinkhorn(log_alpha, n_iter=50).diagonal() > 1 / n).all()
 
 
 def test_heads_shapes_and_permutation_equivariance():

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from .. import _checks
+from ..errors import InvalidValueError
 from .mnist import STATS, load_mnist
 
 SPLITS = ("train", "val", "test")
@@ -59,7 +60,7 @@ def load_split(split: str, *, root: str | os.PathLike | None = None) -> DigitSpl
     the user cache, the mirrors).
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise InvalidValueError(f"split must be one of {SPLITS}, got {split!r}")
     images, labels = load_mnist("test" if split == "test" else "train", root=root)
     if split == "train":
         images, labels = images[:TRAIN_IMAGES], labels[:TRAIN_IMAGES]
@@ -99,7 +100,7 @@ def sample_sets(
     [0, 1, 2, 3, 4]
 
     The same generator state gives the same sets, so a seed fixes a test set for good.
-    Raises ``ValueError`` for ``n < 2``, ``digits < 1``, or ``n`` larger than the number of
+    Raises ``InvalidValueError`` for ``n < 2``, ``digits < 1``, or ``n`` larger than the number of
     distinct numbers the split can show (``10**digits`` for a full split).
     """
     n_sets = _checks.count(n_sets, "n_sets", minimum=0)
@@ -108,7 +109,7 @@ def sample_sets(
     values = torch.unique(split.labels)  # the digits this split has images of, increasing
     available = len(values) ** digits
     if n > available:
-        raise ValueError(
+        raise InvalidValueError(
             f"a set of {n} distinct {digits}-digit numbers needs at least {n} distinct numbers, "
             f"but this split (images of {len(values)} digit value(s)) can show only {available}"
         )

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import _checks
+from ..errors import InvalidValueError
 
 HEADS = ("sinkhorn", "classic", "neuralsort")
 DIGIT = 28  # MNIST digits are 28 x 28
@@ -68,7 +69,7 @@ def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> 
     _checks.tensor(scores, "scores", min_dim=1, floating=True)
     n = scores.shape[-1]
     if n < 2:
-        raise ValueError(f"a set must hold at least 2 items, got shape {tuple(scores.shape)}")
+        raise InvalidValueError(f"a set must hold at least 2 items, got shape {tuple(scores.shape)}")
     centred = scores - scores.mean(-1, keepdim=True)
     spread = centred.square().mean(-1, keepdim=True).add(1e-12).sqrt()
     u = centred / spread * math.sqrt((n * n - 1) / 12)
@@ -112,7 +113,7 @@ class DigitCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _checks.tensor(x, "pictures", min_dim=2, floating=True)
         if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
                 f" got shape {tuple(x.shape)}"
             )
@@ -151,7 +152,7 @@ class ProtocolCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _checks.tensor(x, "pictures", min_dim=2, floating=True)
         if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
                 f" got shape {tuple(x.shape)}"
             )
@@ -193,18 +194,18 @@ class RankingNet(nn.Module):
     ):
         super().__init__()
         if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+            raise InvalidValueError(f"head must be one of {HEADS}, got {head!r}")
         self.head = head
         if cnn == "digit":
             self.cnn = DigitCNN(digits, width=width, hidden=hidden)
         elif cnn == "protocol":
             self.cnn = ProtocolCNN(digits, hidden=hidden)
         else:
-            raise ValueError(f"cnn must be 'digit' or 'protocol', got {cnn!r}")
+            raise InvalidValueError(f"cnn must be 'digit' or 'protocol', got {cnn!r}")
         self.tau = _checks.positive(tau, "tau")
         if head == "classic":
             if n is None:
-                raise ValueError("the classic head scores a fixed number of ranks: give n")
+                raise InvalidValueError("the classic head scores a fixed number of ranks: give n")
             self.n = _checks.count(n, "n (items per set)", minimum=2)
             self.out = nn.Linear(hidden, self.n)
         else:
@@ -216,16 +217,16 @@ class RankingNet(nn.Module):
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """One scalar score per item, ``(..., n)`` (the "sinkhorn" and "neuralsort" heads)."""
         if self.head == "classic":
-            raise ValueError("the classic head gives every item a row of rank scores, no score")
+            raise InvalidValueError("the classic head gives every item a row of rank scores, no score")
         return self.out(self.cnn(x)).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 4:
-            raise ValueError(f"expected sets of pictures (..., n, 28, W), got {tuple(x.shape)}")
+            raise InvalidValueError(f"expected sets of pictures (..., n, 28, W), got {tuple(x.shape)}")
         n = x.shape[-3]
         if self.head == "classic":
             if n != self.n:
-                raise ValueError(f"this classic head ranks sets of {self.n} items, got {n}")
+                raise InvalidValueError(f"this classic head ranks sets of {self.n} items, got {n}")
             return self.out(self.cnn(x))
         s = self.scores(x)
         if self.head == "sinkhorn":
