@@ -69,7 +69,9 @@ def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> 
     _checks.tensor(scores, "scores", min_dim=1, floating=True)
     n = scores.shape[-1]
     if n < 2:
-        raise InvalidValueError(f"a set must hold at least 2 items, got shape {tuple(scores.shape)}")
+        raise InvalidValueError(
+            f"a set must hold at least 2 items, got shape {tuple(scores.shape)}"
+        )
     centred = scores - scores.mean(-1, keepdim=True)
     spread = centred.square().mean(-1, keepdim=True).add(1e-12).sqrt()
     u = centred / spread * math.sqrt((n * n - 1) / 12)
@@ -217,12 +219,16 @@ class RankingNet(nn.Module):
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """One scalar score per item, ``(..., n)`` (the "sinkhorn" and "neuralsort" heads)."""
         if self.head == "classic":
-            raise InvalidValueError("the classic head gives every item a row of rank scores, no score")
+            raise InvalidValueError(
+                "the classic head gives every item a row of rank scores, no score"
+            )
         return self.out(self.cnn(x)).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 4:
-            raise InvalidValueError(f"expected sets of pictures (..., n, 28, W), got {tuple(x.shape)}")
+            raise InvalidValueError(
+                f"expected sets of pictures (..., n, 28, W), got {tuple(x.shape)}"
+            )
         n = x.shape[-3]
         if self.head == "classic":
             if n != self.n:

@@ -1,7 +1,9 @@
 """Ranking multi-digit MNIST numbers from the true order of the training sets alone.
 
 >>> import torch
->>> task = RankingTask.create(n=(3, 5), digits=2, items=12, steps_per_epoch=2, val_sets=8, val_n=(3,))
+>>> task = RankingTask.create(
+...     n=(3, 5), digits=2, items=12, steps_per_epoch=2, val_sets=8, val_n=(3,)
+... )
 >>> model = task.build_model()
 >>> batches = task.train_batches(0, torch.Generator().manual_seed(0))
 >>> [tuple(b.index.shape) for b in batches]          # the set size cycles through n
