@@ -113,12 +113,7 @@ class DigitCNN(nn.Module):
         self.combine = nn.Sequential(nn.Linear(self.digits * self.features, self.hidden), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _checks.tensor(x, "pictures", min_dim=2, floating=True)
-        if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
-            raise InvalidValueError(
-                f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
-                f" got shape {tuple(x.shape)}"
-            )
+        _check_pictures(x, self.digits)
         lead = x.shape[:-2]
         digits = x.reshape(-1, DIGIT, self.digits, DIGIT).transpose(1, 2)
         f = self.digit(digits.reshape(-1, 1, DIGIT, DIGIT))  # (items · digits, features)
@@ -152,12 +147,7 @@ class ProtocolCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _checks.tensor(x, "pictures", min_dim=2, floating=True)
-        if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
-            raise InvalidValueError(
-                f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
-                f" got shape {tuple(x.shape)}"
-            )
+        _check_pictures(x, self.digits)
         lead = x.shape[:-2]
         return self.net(x.reshape(-1, 1, *x.shape[-2:])).reshape(*lead, -1)
 
@@ -239,3 +229,13 @@ class RankingNet(nn.Module):
             return rank_scores(s, self.log_scale)
         # rank i of NeuralSort's matrix is the i-th largest: reverse the rows, then transpose
         return neuralsort(s, self.tau, log=True).flip(-2).transpose(-1, -2)
+
+
+def _check_pictures(x: torch.Tensor, digits: int) -> None:
+    """Pictures of ``digits`` MNIST digits side by side: ``(..., 28, 28 * digits)`` floats."""
+    _checks.tensor(x, "pictures", min_dim=2, floating=True)
+    if tuple(x.shape[-2:]) != (DIGIT, DIGIT * digits):
+        raise InvalidValueError(
+            f"expected pictures of {digits} digits (..., {DIGIT}, {DIGIT * digits}),"
+            f" got shape {tuple(x.shape)}"
+        )
