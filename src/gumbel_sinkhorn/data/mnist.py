@@ -159,7 +159,7 @@ def load_idx_dataset(
     >>> load_idx_dataset("cifar")
     Traceback (most recent call last):
     ...
-    gumbel_sinkhorn.errors.InvalidValueError: dataset must be one of ('mnist', 'fashion-mnist'), ...'
+    gumbel_sinkhorn.errors.InvalidValueError: dataset must be one of ('mnist', ...), got 'cifar'
     """
     if name not in DATASETS:
         raise InvalidValueError(f"dataset must be one of {DATASETS}, got {name!r}")
