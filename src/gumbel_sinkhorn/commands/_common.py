@@ -33,6 +33,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class Actions:
+    """The actions of one command (``gumbel-sinkhorn NAME ACTION``), each with this module's help
+    formatter: ``actions.add("train", help, description)`` returns the action's parser."""
+
+    def __init__(self, commands, name: str, *, help: str, description: str):
+        parser = commands.add_parser(name, help=help, description=description)
+        self._sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def add(self, name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return self._sub.add_parser(
+            name, help=help, description=description, formatter_class=HelpFormatter
+        )
+
+
 def flag(name: str, field: dataclasses.Field | None = None) -> str:
     """The command-line flag of a configuration field: ``batch_size`` -> ``--batch-size``."""
     custom = field.metadata.get("flag") if field is not None else None
@@ -141,21 +155,18 @@ def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-def add_model_source(parser, *, kind: str, required: bool = False) -> None:
-    """``--pretrained NAME`` (a shipped model, or any weights file / run folder) and ``--run``."""
-    shipped = [name for name in available() if _kind_of(name) == kind] or ["none yet"]
+def add_model_source(parser, *, prefixes: tuple[str, ...], required: bool = True) -> None:
+    """``--pretrained NAME`` (a shipped model whose name starts with one of ``prefixes``, or any
+    weights file, checkpoint or run folder); ``--run`` is its spelling of earlier releases."""
+    shipped = [name for name in available() if name.startswith(prefixes)] or ["none yet"]
     parser.add_argument(
         "--pretrained",
-        "--run",  # the run-folder spelling of earlier releases: the same option now
+        "--run",
         dest="pretrained",
         metavar="NAME",
         required=required,
         help=f"a shipped model ({', '.join(shipped)}), a weights file, checkpoint or run folder",
     )
-
-
-def _kind_of(name: str) -> str:
-    return "sorting" if name.startswith("sort-") else "jigsaw"
 
 
 def add_data_root(parser) -> None:
@@ -194,6 +205,26 @@ def output_path(path: str | None, suffixes: tuple[str, ...], what: str) -> Path 
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file name")
     return path
+
+
+def int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (a usage error naming the flag otherwise).
+
+    >>> int_at_least(2)("3"), int_at_least(1).__name__
+    (3, 'integer >= 1')
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def number(value: float) -> str:

@@ -17,7 +17,7 @@ from ..files import writable_folder
 from ..runs import RunFolder
 from ._common import (
     ENV_VAR,
-    HelpFormatter,
+    Actions,
     UsageError,
     add_config_options,
     add_data_root,
@@ -326,18 +326,17 @@ ALIASES = {"sampling.n_samples": ("--samples",)}
 
 
 def register(commands) -> None:
-    jigsaw = commands.add_parser(
+    sub = Actions(
+        commands,
         "jigsaw",
         help="jigsaw puzzles: train, evaluate, solve, demo",
         description="Sinkhorn networks that learn to unscramble image puzzles from the "
         "reconstruction alone (never the true permutation).",
     )
-    sub = jigsaw.add_subparsers(dest="jigsaw_command", required=True, metavar="ACTION")
 
-    p = sub.add_parser(
+    p = sub.add(
         "train",
         help="train a model; writes a run folder",
-        formatter_class=HelpFormatter,
         description="Train a Sinkhorn network on scrambled images. Writes checkpoint.pt and "
         "metrics.jsonl every epoch, then weights.pt, curves.png and puzzles.png. The defaults "
         "shown are those of --model ours.",
@@ -363,15 +362,14 @@ def register(commands) -> None:
     )
     p.set_defaults(func=train)
 
-    p = sub.add_parser(
+    p = sub.add(
         "evaluate",
         help="metrics of a model on the whole test set",
-        formatter_class=HelpFormatter,
         description="Solve every test puzzle with hard matching; print "
         + ", ".join(METRICS)
         + " (and write them as JSON with --output).",
     )
-    add_model_source(p, kind="jigsaw", required=True)
+    add_model_source(p, prefixes=("mnist-", "fashion-mnist-"))
     add_data_root(p)
     p.add_argument("--test-size", type=int, help="evaluate on the first N test images only")
     p.add_argument("--output", metavar="JSON", help="write the metrics to this JSON file")
@@ -380,10 +378,9 @@ def register(commands) -> None:
     )
     p.set_defaults(func=evaluate)
 
-    p = sub.add_parser(
+    p = sub.add(
         "solve",
         help="unscramble images with a model",
-        formatter_class=HelpFormatter,
         description="Scramble each IMAGE (or, with --scrambled, take it as already scrambled) "
         "and write the model's solution at the image's own size. An image is converted to the "
         "model's channels and fitted to the grid as its training images were (MNIST digits: "
@@ -392,7 +389,7 @@ def register(commands) -> None:
     p.add_argument(
         "images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, or folders of them"
     )
-    add_model_source(p, kind="jigsaw", required=True)
+    add_model_source(p, prefixes=("mnist-", "fashion-mnist-"))
     p.add_argument(
         "--scrambled", action="store_true", help="IMAGE is already a scrambled puzzle: solve it"
     )
@@ -405,10 +402,9 @@ def register(commands) -> None:
     )
     p.set_defaults(func=solve, data_root=None)
 
-    p = sub.add_parser(
+    p = sub.add(
         "demo",
         help="train, evaluate and draw a small MNIST run in a few minutes",
-        formatter_class=HelpFormatter,
         description="End to end in a few minutes on a laptop CPU: train a Sinkhorn "
         "network on MNIST 3x3 puzzles, evaluate it on the whole test set beside the "
         "shipped model, write figures. Uses --data-root / $GUMBEL_SINKHORN_DATA, "

@@ -7,16 +7,17 @@ gumbel-sinkhorn ranking figure --pretrained rank.pt --n 9 --output ranking.png
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from ..configs import FitConfig
 from ..configs.ranking import RankingConfig
 from ._common import (
-    HelpFormatter,
+    Actions,
     UsageError,
     add_config_options,
     add_fit_options,
+    add_model_source,
+    int_at_least,
     output_path,
 )
 from ._runs import progress, run_configs
@@ -130,18 +131,17 @@ def figure(args) -> int:
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    actions = Actions(
+        commands,
         "ranking",
         help="rank sets of multi-digit MNIST numbers, trained on their order alone",
         description="Learn to order sets of pictures of 4-digit numbers (MNIST digits side by "
         "side) knowing only the true order of the training sets; evaluate with hard matching.",
     )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    p = actions.add_parser(
+    p = actions.add(
         "train",
         help="train a ranking network",
-        formatter_class=HelpFormatter,
         description="Train on fresh sets from the first 55,000 MNIST training images; after each "
         "epoch, evaluate on validation sets (the last 5,000) and write a checkpoint.",
     )
@@ -149,73 +149,46 @@ def register(commands) -> None:
     add_config_options(p, defaults, skip=("eval_seed", "n", "val_n"), aliases=ALIASES)
     # the set sizes are lists of ints (the generic flags take one value)
     p.add_argument(
-        "--n", type=_at_least_two, nargs="+", dest="n", metavar="N",
+        "--n", type=int_at_least(2), nargs="+", dest="n", metavar="N",
         help="items per training set, cycled step by step (classic: one size) "
         f"(default: {' '.join(map(str, defaults.n))})",
     )  # fmt: skip
     p.add_argument(
-        "--val-n", type=_at_least_two, nargs="+", dest="val_n", metavar="N",
+        "--val-n", type=int_at_least(2), nargs="+", dest="val_n", metavar="N",
         help=f"validation set sizes (default: {' '.join(map(str, defaults.val_n))})",
     )  # fmt: skip
     add_fit_options(p, FIT_DEFAULTS)
     p.add_argument("--weights", metavar="PATH", help="also write a small weights file")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int_at_least(1), help="torch CPU threads (default: torch's)")
     p.set_defaults(func=train)
 
-    p = actions.add_parser(
+    p = actions.add(
         "evaluate",
         help="rank test sets with a trained network: exact match and element-wise accuracy",
         description="Rank --sets sets of each size (drawn with --seed: the same sets every run) "
         "by hard matching; print the metrics, and write them as JSON with --output.",
-        formatter_class=HelpFormatter,
     )
-    _add_model_source(p)
-    p.add_argument("--n", type=_at_least_two, nargs="+", default=list(TEST_SIZES),
+    add_model_source(p, prefixes=("rank",))
+    p.add_argument("--n", type=int_at_least(2), nargs="+", default=list(TEST_SIZES),
                    help="set sizes (a classic head: its own only)")  # fmt: skip
-    p.add_argument("--sets", type=_positive, default=1000, help="sets per size")
+    p.add_argument("--sets", type=int_at_least(1), default=1000, help="sets per size")
     p.add_argument("--split", choices=("test", "val"), default="test", help="sets drawn from")
     p.add_argument("--seed", type=int, default=0, help="seed of the sets")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int_at_least(1), help="torch CPU threads (default: torch's)")
     p.add_argument("--output", metavar="JSON", help="write the metrics to this JSON file")
     p.set_defaults(func=evaluate)
 
-    p = actions.add_parser(
+    p = actions.add(
         "figure",
         help="draw test sets in predicted order, errors marked (PNG)",
-        formatter_class=HelpFormatter,
+        description="Draw --sets test sets of --n items each in the order the model predicts, "
+        "wrongly placed items marked.",
     )
-    _add_model_source(p)
+    add_model_source(p, prefixes=("rank",))
     p.add_argument("--output", required=True, metavar="PNG", help="where to write the figure")
-    p.add_argument("--n", type=_at_least_two, default=9,
+    p.add_argument("--n", type=int_at_least(2), default=9,
                    help="items per set (a classic head: its own)")  # fmt: skip
-    p.add_argument("--sets", type=_positive, default=6, help="sets (rows) to draw")
+    p.add_argument("--sets", type=int_at_least(1), default=6, help="sets (rows) to draw")
     p.add_argument("--split", choices=("test", "val"), default="test", help="sets drawn from")
     p.add_argument("--seed", type=int, default=0, help="seed of the sets")
     p.set_defaults(func=figure)
-
-
-def _add_model_source(parser) -> None:
-    parser.add_argument(
-        "--pretrained", "--run", dest="pretrained", required=True, metavar="PATH",
-        help="a ranking weights file, a checkpoint or a run folder",
-    )  # fmt: skip
-
-
-def _int_at_least(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    return _int_at_least(text, 1)
-
-
-def _at_least_two(text: str) -> int:
-    """An argparse type: a set size, an integer >= 2."""
-    return _int_at_least(text, 2)

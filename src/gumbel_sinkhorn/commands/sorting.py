@@ -7,19 +7,19 @@ gumbel-sinkhorn sorting figure --pretrained sort-15 --output docs/sorting.png
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
 from ..configs import FitConfig
 from ..configs.sorting import Distribution, SortingConfig
 from ._common import (
-    HelpFormatter,
+    Actions,
     UsageError,
     add_config_options,
     add_fit_options,
     add_model_source,
     config_from_args,
+    int_at_least,
     output_path,
 )
 from ._runs import progress, run_configs
@@ -141,18 +141,17 @@ def _add_test_distribution(parser) -> None:
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    actions = Actions(
+        commands,
         "sorting",
         help="learn to sort numbers from sorted lists alone (the paper's first experiment)",
         description="Learn to sort lists of numbers seeing only the sorted lists, never the "
         "permutation; evaluate with hard matching.",
     )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    p = actions.add_parser(
+    p = actions.add(
         "train",
         help="train a sorting network",
-        formatter_class=HelpFormatter,
         description="Train on fresh lists from the training distribution every step; after "
         "each epoch, evaluate on held-out lists and write a checkpoint. (Under torchrun write "
         "--numbers: torchrun's own parser takes --n as an abbreviation of its options.)",
@@ -166,42 +165,29 @@ def register(commands) -> None:
     )
     p.set_defaults(func=train)
 
-    p = actions.add_parser(
+    p = actions.add(
         "evaluate",
         help="sort held-out lists with a trained network and report the paper's metrics",
-        formatter_class=HelpFormatter,
         description="Sort --n-lists random lists by hard matching (no noise); print prop_wrong, "
         "prop_any_wrong and kendall_tau, and write them as JSON with --output.",
     )
-    add_model_source(p, kind="sorting", required=True)
-    p.add_argument("--n-lists", type=_positive, default=1000, help="lists to sort")
+    add_model_source(p, prefixes=("sort-",))
+    p.add_argument("--n-lists", type=int_at_least(1), default=1000, help="lists to sort")
     p.add_argument("--seed", type=int, default=1234, help="seed of the lists")
     p.add_argument("--output", metavar="JSON", help="write the metrics to this JSON file")
     _add_test_distribution(p)
     p.set_defaults(func=evaluate)
 
-    p = actions.add_parser(
+    p = actions.add(
         "figure",
         help="draw the soft and the hard permutation matrix for one list (PNG)",
-        formatter_class=HelpFormatter,
         description="For one random list: the numbers, the soft permutation S(log_alpha / tau) "
         "and the hard one M(log_alpha), both without noise.",
     )
-    add_model_source(p, kind="sorting", required=True)
+    add_model_source(p, prefixes=("sort-",))
     p.add_argument("--output", required=True, metavar="PNG", help="where to write the figure")
     p.add_argument("--seed", type=int, default=0, help="seed of the list")
     p.add_argument("--tau", type=float, default=1.0, help="temperature of the soft matrix")
-    p.add_argument("--n-iter", type=_positive, default=100, help="Sinkhorn iterations")
+    p.add_argument("--n-iter", type=int_at_least(1), default=100, help="Sinkhorn iterations")
     _add_test_distribution(p)
     p.set_defaults(func=figure)
-
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1 (a usage error names the flag otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
