@@ -7,6 +7,7 @@ import torch
 
 from gumbel_sinkhorn import checkpoint, pretrained
 from gumbel_sinkhorn.cli import main
+from gumbel_sinkhorn.configs.jigsaw import PRESETS
 from gumbel_sinkhorn.tasks.jigsaw import JigsawTask
 from gumbel_sinkhorn.train import fit
 
@@ -29,8 +30,8 @@ def flip_a_bit_in_tensor_data(path, bit=3):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
-    task = JigsawTask(dataset="digits", grid=2, train_size=64, test_size=16,
-                      model={"n_context": 1, "d_model": 16})
+    task = JigsawTask.create(dataset="digits", grid=2, train_size=64, test_size=16,
+                             model=PRESETS["ours"].replace(n_context=1, d_model=16))
     fit(task, folder, epochs=1, lr=1e-3, progress=False)
     pretrained.save_weights(folder / "weights.pt", task, pretrained.load_model(folder)[1])
     return folder
@@ -45,7 +46,7 @@ def test_one_flipped_bit_in_the_tensor_data_is_refused(run, name, tmp_path, caps
     torch.load(path, weights_only=True)  # torch itself does not notice
     with pytest.raises(checkpoint.CorruptCheckpointError, match="does not match the checksum"):
         pretrained.load_model(path)
-    assert main(["jigsaw", "evaluate", "--run", str(path)]) == 2
+    assert main(["jigsaw", "evaluate", "--pretrained", str(path)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "is corrupt" in error[0], error
 

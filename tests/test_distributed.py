@@ -43,7 +43,9 @@ def torchrun(*args, timeout=300):
 
 def test_two_processes_train_like_one(tmp_path):
     """torchrun, 2 CPU processes: each trains on half of every batch; the result is 1 process's."""
-    single = fit(LineTask(), tmp_path / "one", epochs=2, lr=0.05, progress=False, device="cpu")
+    single = fit(
+        LineTask.create(), tmp_path / "one", epochs=2, lr=0.05, progress=False, device="cpu"
+    ).history
     torchrun(str(TOY), str(tmp_path / "two"), "--epochs", "2")
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert files == ["checkpoint.pt", "metrics.jsonl", "rank0-of-2", "rank1-of-2"]
@@ -62,7 +64,7 @@ def test_two_processes_train_like_one(tmp_path):
 @pytest.mark.parametrize("device", ["gpu", "meta", "cuda:99"])
 def test_devices_that_cannot_train_are_clear_errors(device, tmp_path):
     with pytest.raises(ValueError, match="device"):
-        fit(LineTask(), tmp_path, epochs=1, lr=0.1, progress=False, device=device)
+        fit(LineTask.create(), tmp_path, epochs=1, lr=0.1, progress=False, device=device)
 
 
 def test_the_sorting_command_under_torchrun(tmp_path):

@@ -47,7 +47,7 @@ def wait_for(path: Path, process: subprocess.Popen, timeout=120.0):
 def uninterrupted(tmp_path_factory):
     """The reference: the toy trained without interruption, in this process."""
     run_dir = tmp_path_factory.mktemp("reference")
-    history = fit(LineTask(), run_dir, progress=False, device="cpu", **OPTIONS)
+    history = fit(LineTask.create(), run_dir, progress=False, device="cpu", **OPTIONS).history
     return history, checkpoint.load(run_dir / "checkpoint.pt", "checkpoint")["model"]
 
 
@@ -78,7 +78,7 @@ def test_sigkill_mid_epoch_while_saving_then_resume_ends_with_the_same_weights(
     [half_written] = run_dir.glob(".checkpoint.pt.*.tmp")
 
     monkeypatch.delenv("TOY_PAUSE_SAVE")
-    fit(LineTask(), run_dir, resume=True, progress=False, device="cpu", **OPTIONS)
+    fit(LineTask.create(), run_dir, resume=True, progress=False, device="cpu", **OPTIONS)
     assert_same_run(run_dir, uninterrupted)
     assert not half_written.exists()
 
@@ -98,7 +98,7 @@ def test_sigint_mid_epoch_saves_where_it_stopped_and_resume_matches(
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
 
     monkeypatch.delenv("TOY_PAUSE", raising=False)
-    fit(LineTask(), run_dir, resume=True, progress=False, device="cpu", **OPTIONS)
+    fit(LineTask.create(), run_dir, resume=True, progress=False, device="cpu", **OPTIONS)
     assert_same_run(run_dir, uninterrupted)
 
 
@@ -134,12 +134,20 @@ def fill_disk_after(monkeypatch, room):
 def test_a_full_disk_stops_training_at_the_failing_write_and_keeps_the_last_checkpoint(
     tmp_path, monkeypatch
 ):
-    fit(LineTask(), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
+    fit(LineTask.create(), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
     before = (tmp_path / "checkpoint.pt").read_bytes()
-    fill_disk_after(monkeypatch, room=100)
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    # room for the metrics.jsonl that a resume rewrites first (a line, well under 1000 bytes),
+    # not for a checkpoint (a few kB)
+    assert len(metrics) < 1000 < len(before)
+    fill_disk_after(monkeypatch, room=1000)
     with pytest.raises(OSError, match=r"could not write .*checkpoint.pt \(No space left"):
-        fit(LineTask(), tmp_path, epochs=2, lr=0.05, resume=True, progress=False, device="cpu")
+        fit(
+            LineTask.create(), tmp_path, epochs=2, lr=0.05, resume=True, progress=False,
+            device="cpu",
+        )  # fmt: skip
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]
 
 
@@ -154,25 +162,30 @@ def test_the_command_reports_a_full_disk_in_one_line(monkeypatch, capsys):
 
 
 def test_resuming_with_another_seed_is_refused(tmp_path):
-    fit(LineTask(), tmp_path, epochs=1, lr=0.05, seed=1, progress=False, device="cpu")
+    fit(LineTask.create(), tmp_path, epochs=1, lr=0.05, seed=1, progress=False, device="cpu")
     with pytest.raises(ValueError, match="trained with seed 1"):
-        fit(LineTask(), tmp_path, epochs=2, lr=0.05, seed=2, resume=True, progress=False)
+        fit(
+            LineTask.create(), tmp_path, epochs=2, lr=0.05, seed=2, resume=True, progress=False
+        )
 
 
 def test_a_checkpoint_from_a_longer_epoch_is_refused(tmp_path):
-    fit(LineTask(), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
+    fit(LineTask.create(), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
     state = checkpoint.load(tmp_path / "checkpoint.pt", "checkpoint")
     position = {"epoch": 0, "step": 12, "loss_sum": 0.0, "items": 0, "seconds": 0.0}
     state["history"], state["position"] = [], position
     state = {k: v for k, v in state.items() if k not in ("format", "version")}
     checkpoint.save(tmp_path / "checkpoint.pt", "checkpoint", state)
     with pytest.raises(ValueError, match="has 10 batches"):
-        fit(LineTask(), tmp_path, epochs=1, lr=0.05, resume=True, progress=False, device="cpu")
+        fit(
+            LineTask.create(), tmp_path, epochs=1, lr=0.05, resume=True, progress=False,
+            device="cpu",
+        )  # fmt: skip
 
 
 def test_signals_are_restored_after_fit(tmp_path):
     before = signal.getsignal(signal.SIGINT)
-    fit(LineTask(batches=1), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
+    fit(LineTask.create(batches=1), tmp_path, epochs=1, lr=0.05, progress=False, device="cpu")
     assert signal.getsignal(signal.SIGINT) is before
     assert train.derive_seed(0, 1, "loss", 0) != train.derive_seed(0, 1, "loss", 1)
 
@@ -180,8 +193,10 @@ def test_signals_are_restored_after_fit(tmp_path):
 class SignalledTask(LineTask):
     """Sends ``signum`` to its own process during step 3 of epoch 1 (0-based)."""
 
-    def __init__(self, signum=None):
-        super().__init__()
+    name = "line-signalled"
+
+    def __init__(self, config, *, signum=None):
+        super().__init__(config)
         self.signum = signum
 
     def loss(self, model, batch):
@@ -191,8 +206,9 @@ class SignalledTask(LineTask):
 
 
 def test_sigterm_saves_and_stops_like_ctrl_c(tmp_path, uninterrupted):
+    task = SignalledTask.from_config({}, signum=signal.SIGTERM)
     with pytest.raises(train.TrainingInterrupted, match="SIGTERM at epoch 2, step 4"):
-        fit(SignalledTask(signal.SIGTERM), tmp_path, progress=False, device="cpu", **OPTIONS)
+        fit(task, tmp_path, progress=False, device="cpu", **OPTIONS)
     assert checkpoint.load(tmp_path / "checkpoint.pt", "checkpoint")["position"]["step"] == 4
-    fit(SignalledTask(), tmp_path, resume=True, progress=False, device="cpu", **OPTIONS)
+    fit(SignalledTask.create(), tmp_path, resume=True, progress=False, device="cpu", **OPTIONS)
     assert_same_run(tmp_path, uninterrupted)

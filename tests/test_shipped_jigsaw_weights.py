@@ -25,14 +25,15 @@ def test_shipped_weights_load_and_are_small(name):
     task, model, stored = pretrained.load_model(name)
     assert task.name == "jigsaw" and not model.training
     assert set(METRICS) <= set(stored)
-    assert name == f"{task.dataset}-{task.grid}x{task.grid}"
+    cfg = task.config
+    assert name == f"{cfg.dataset}-{cfg.grid}x{cfg.grid}"
 
 
 @pytest.mark.skipif(not DATA_ROOT, reason="GUMBEL_SINKHORN_DATA is not set")
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_solve_a_test_slice_as_documented(name):
     task, model, stored = pretrained.load_model(name)
-    task = JigsawTask.from_config({**task.config(), "data_root": DATA_ROOT, "test_size": SLICE})
+    task = JigsawTask.from_config(task.config.replace(test_size=SLICE), data_root=DATA_ROOT)
     measured = task.evaluate(model)
     p = stored["prop_exact"]
     tolerance = 4 * math.sqrt(p * (1 - p) / SLICE) + 0.01  # a slice, not the whole test set

@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from gumbel_sinkhorn import checkpoint, pretrained
-from gumbel_sinkhorn.train import fit
+from gumbel_sinkhorn.configs import FitConfig
+from gumbel_sinkhorn.runs import RunFolder
+from gumbel_sinkhorn.train import FitResult, fit, read_run
 from toy import LineTask
 
 
 @pytest.fixture
-def line_task(monkeypatch):
-    monkeypatch.setitem(pretrained.TASKS, "line", "unused:LineTask")
-    monkeypatch.setattr(pretrained, "task_class", lambda name: LineTask)
-    return LineTask()
+def line_task():
+    return LineTask.create()
 
 
 def weights(run_dir):
@@ -21,11 +21,20 @@ def weights(run_dir):
 
 
 def test_fit_learns_and_logs_every_epoch(tmp_path, line_task):
-    history = fit(line_task, tmp_path, epochs=8, lr=0.1, progress=False)
+    result = fit(line_task, tmp_path, epochs=8, lr=0.1, progress=False)
+    assert isinstance(result, FitResult)
+    history = result.history
     assert [row["epoch"] for row in history] == list(range(1, 9))
     assert history[-1]["mse"] < 0.01 < 0.1 < history[0]["mse"]
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert result.metrics == history[-1]
+    assert isinstance(result.run, RunFolder) and result.run.path == tmp_path
+    assert result.run.metrics == tmp_path / "metrics.jsonl"
+    rows = [json.loads(line) for line in result.run.metrics.read_text().splitlines()]
     assert rows == history
+    # the returned model is the trained one (eval mode), the very weights of the checkpoint
+    assert not result.model.training
+    for key, value in weights(tmp_path).items():
+        assert torch.equal(value, result.model.state_dict()[key]), key
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -35,7 +44,7 @@ def test_same_seed_same_weights_and_resume_matches_uninterrupted(tmp_path, line_
     fit(line_task, tmp_path / "split", epochs=2, lr=0.05, seed=3, progress=False)
     history = fit(
         line_task, tmp_path / "split", epochs=4, lr=0.05, seed=3, resume=True, progress=False
-    )
+    ).history
     assert len(history) == 4
     for name in ("again", "split"):
         for key, value in weights(tmp_path / "full").items():
@@ -50,7 +59,7 @@ def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, line_task):
     with pytest.raises(ValueError, match="already holds a run"):
         fit(line_task, tmp_path, epochs=2, lr=0.1, progress=False)
     with pytest.raises(ValueError, match="another experiment: batches: the run has 10, now 2"):
-        fit(LineTask(batches=2), tmp_path, epochs=2, lr=0.1, resume=True, progress=False)
+        fit(LineTask.create(batches=2), tmp_path, epochs=2, lr=0.1, resume=True, progress=False)
 
 
 def test_corrupt_and_foreign_checkpoints_are_rejected(tmp_path, line_task):
@@ -95,7 +104,8 @@ def test_weights_round_trip_through_load_model(tmp_path, line_task):
     assert metrics["epoch"] == 2 and not model.training
     path = pretrained.save_weights(tmp_path / "w.pt", task, model, {"mse": 0.5})
     task2, model2, metrics2 = pretrained.load_model(path)
-    assert metrics2 == {"mse": 0.5} and task2.config() == task.config()
+    assert type(task) is type(task2) is LineTask  # the registry found it by its name
+    assert metrics2 == {"mse": 0.5} and task2.config == task.config
     assert torch.equal(model2.weight, model.weight)
     with pytest.raises(ValueError, match="neither a file"):
         pretrained.load_model("no-such-model")
@@ -117,8 +127,10 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
 class DtypeSpy(LineTask):
     """Records the dtype of the model's output in each training step's forward pass."""
 
-    def __init__(self):
-        super().__init__()
+    name = "line-dtype-spy"
+
+    def __init__(self, config):
+        super().__init__(config)
         self.dtypes = set()
 
     def loss(self, model, batch):
@@ -130,8 +142,8 @@ class DtypeSpy(LineTask):
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_precision_sets_the_dtype_of_the_training_forward(tmp_path, precision):
-    task = DtypeSpy()
-    history = fit(task, tmp_path, epochs=8, lr=0.1, progress=False, precision=precision)
+    task = DtypeSpy.create()
+    history = fit(task, tmp_path, epochs=8, lr=0.1, progress=False, precision=precision).history
     assert task.dtypes == {getattr(torch, precision)}
     assert history[-1]["mse"] < 0.02  # it still learns; evaluation runs in float32
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values())
@@ -145,18 +157,23 @@ def test_bfloat16_without_hardware_support_warns(tmp_path, monkeypatch, native):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit(LineTask(), tmp_path, epochs=1, lr=0.1, progress=False, precision="bfloat16")
-        fit(LineTask(), tmp_path / "f", epochs=1, lr=0.1, progress=False, precision="float32")
+        fit(LineTask.create(), tmp_path, epochs=1, lr=0.1, progress=False, precision="bfloat16")
+        fit(LineTask.create(), tmp_path / "f", epochs=1, lr=0.1, progress=False,
+            precision="float32")  # fmt: skip
     emulated = [w for w in caught if "emulated" in str(w.message)]
     assert len(emulated) == (0 if native else 1)
     assert all(w.filename == __file__ for w in emulated)  # points at the caller
 
 
-def test_options_are_kept_in_the_checkpoint_for_resuming(tmp_path, line_task):
-    from gumbel_sinkhorn.train import saved_options
-
+def test_the_fit_config_is_kept_in_the_checkpoint_for_resuming(tmp_path, line_task):
     fit(line_task, tmp_path / "plain", epochs=1, lr=0.1, progress=False)
-    assert saved_options(tmp_path / "plain") == {}  # none given: a resume uses its own
-    options = {"grid": 4, "lr_schedule": None, "note": "x"}
-    fit(line_task, tmp_path / "kept", epochs=1, lr=0.1, progress=False, options=options)
-    assert saved_options(tmp_path / "kept") == options
+    state = read_run(tmp_path / "plain")
+    assert state["fit"] == FitConfig(epochs=1, lr=0.1).to_dict()  # every option, defaults too
+    assert state["task"] == "line" and state["config"] == line_task.config.to_dict()
+    assert "options" not in state
+    # a FitConfig and options that override it: what was used is what is kept
+    config = FitConfig(epochs=3, lr=0.5, lr_schedule="cosine", grad_clip=1.0)
+    fit(line_task, tmp_path / "kept", config, epochs=1, progress=False)
+    assert FitConfig.from_dict(read_run(tmp_path / "kept")["fit"]) == config.replace(epochs=1)
+    with pytest.raises(FileNotFoundError, match="no checkpoint.pt"):
+        read_run(tmp_path / "none")

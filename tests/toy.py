@@ -12,6 +12,7 @@ writes half of its bytes, then pauses the same way.
 """
 
 import argparse
+import dataclasses
 import io
 import itertools
 import os
@@ -21,43 +22,52 @@ from pathlib import Path
 
 import torch
 
+from gumbel_sinkhorn.configs import Config, check, count
+from gumbel_sinkhorn.tasks import Task
 
-class LineTask:
-    """A toy task: fit y = 3x - 1 with fresh noisy data every epoch."""
+
+@dataclasses.dataclass(frozen=True)
+class LineConfig(Config):
+    """The toy's options: ``batches`` per epoch of ``batch_size`` points each."""
+
+    batches: int = 10
+    batch_size: int = 16
+
+    def __post_init__(self):
+        check(self, batches=count, batch_size=count)
+
+
+class LineTask(Task):
+    """A toy task: fit y = 3x - 1 with fresh noisy data every epoch.
+
+    Defined on the task contract, it joins the registry (``task_class("line")``) by being defined:
+    saved runs rebuild it with :func:`gumbel_sinkhorn.pretrained.load_model`.
+    """
 
     name = "line"
+    Config = LineConfig
+    metrics = ("mse",)
 
-    def __init__(self, batches: int = 10, batch: int = 16):
-        self.batches = batches
-        self.batch = batch
+    def __init__(self, config: LineConfig):
+        super().__init__(config)
         self.seen = 0  # items that reached loss() in this process
-
-    def config(self):
-        return {"batches": self.batches, "batch": self.batch}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def build_model(self):
         return torch.nn.Linear(1, 1)
 
     def train_batches(self, epoch, generator):
         self.epoch = epoch
-        for step in range(self.batches):
+        for step in range(self.config.batches):
             self.step = step
-            x = torch.rand(self.batch, 1, generator=generator)
+            x = torch.rand(self.config.batch_size, 1, generator=generator)
             # The noise comes from the global RNG, which fit seeds per batch.
-            yield x, 3 * x - 1 + 0.01 * torch.randn(self.batch, 1)
+            yield x, 3 * x - 1 + 0.01 * torch.randn(self.config.batch_size, 1)
 
     def loss(self, model, batch):
         _pause_here(self.epoch, self.step)
         x, y = batch
         self.seen += len(x)
         return torch.nn.functional.mse_loss(model(x), y)
-
-    def batch_size(self, batch):
-        return len(batch[0])
 
     def evaluate(self, model):
         x = torch.linspace(0, 1, 11).unsqueeze(1)
@@ -138,7 +148,7 @@ def main(argv=None):
         _pause_in_a_checkpoint_write(os.environ["TOY_PAUSE_SAVE"])
     if "RANK" in os.environ:
         _require_ddp_freed_before_the_group_is()
-    task = LineTask()
+    task = LineTask.create()
     try:
         fit(
             task, args.run_dir, epochs=args.epochs, lr=args.lr, seed=args.seed,

@@ -6,9 +6,7 @@ and are skipped while ``torch.compile`` traces a function, so that it captures o
 
 from __future__ import annotations
 
-import functools
 import numbers
-import warnings
 
 import torch
 
@@ -145,39 +143,3 @@ def same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
             f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
 
-
-def deprecated_positional(*names: str):
-    """Let ``names`` (keyword-only now) still come positionally after the first argument, with a
-    DeprecationWarning, for one release.
-
-    >>> @deprecated_positional("n_iter")
-    ... def f(x, *, n_iter=20):
-    ...     return n_iter
-    >>> f(1, n_iter=5)
-    5
-    """
-
-    def wrap(fn):
-        @functools.wraps(fn)
-        def inner(first, *args, **kwargs):
-            if args:
-                if len(args) > len(names):
-                    raise InvalidTypeError(
-                        f"{fn.__name__}() takes {', '.join(names)} by keyword, got "
-                        f"{len(args) + 1} positional arguments"
-                    )
-                for name, value in zip(names, args, strict=False):
-                    if name in kwargs:
-                        raise InvalidTypeError(f"{fn.__name__}() got two values for {name!r}")
-                    kwargs[name] = value
-                warnings.warn(
-                    f"{fn.__name__}(): pass {', '.join(names[: len(args)])} by keyword "
-                    f"(e.g. {names[0]}=...); positional use is deprecated",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-            return fn(first, **kwargs)
-
-        return inner
-
-    return wrap

@@ -29,7 +29,8 @@ def test_train_writes_checkpoint_metrics_and_weights(weights):
             if line]
     assert [r["epoch"] for r in rows] == [1, 2] and "prop_any_wrong" in rows[-1]
     task, model, metrics = pretrained.load_model(weights / "sort-5.pt")
-    assert task.name == "sorting" and task.n == 5 and metrics["train_seconds"] > 0
+    assert task.name == "sorting" and task.config.n == 5 and metrics["train_seconds"] > 0
+    assert task.config.steps_per_epoch == 20 and task.config.eval_lists == 50  # --steps: alias
 
 
 def test_train_resume_continues_with_the_runs_options(weights, capsys):
@@ -53,7 +54,7 @@ def test_evaluate_shipped_weights(name, tmp_path, capsys):
     assert code == 0 and "prop_any_wrong" in out
     report = json.loads(out_file.read_text())
     task, model, _ = pretrained.load_model(name)
-    lists = sample_lists(100, task.n, Distribution(low=0, high=10),
+    lists = sample_lists(100, task.config.n, Distribution(low=0, high=10),
                          generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         scores = model(lists.random)
@@ -66,7 +67,7 @@ def test_evaluate_shipped_weights(name, tmp_path, capsys):
         (predicted != true).any(-1).double().mean().item()
     )
     assert report["kendall_tau"] == pytest.approx(kendall_tau(predicted, true).mean().item())
-    assert report["n"] == task.n and report["n_lists"] == 100
+    assert report["n"] == task.config.n and report["n_lists"] == 100
     assert report["prop_any_wrong"] <= 0.05
 
 
@@ -85,12 +86,16 @@ def test_figure(weights, tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--n", 1, "--run-dir", "{tmp}/r"], "n (numbers per list) must be >= 2"),
-        (["train", "--n", 5, "--epochs", 0, "--run-dir", "{tmp}/r"], "epochs must be >= 1"),
-        (["train", "--low", 1, "--high", 1, "--run-dir", "{tmp}/r"], "low < high"),
-        (["train", "--batch", -2, "--run-dir", "{tmp}/r"], "batch must be >= 1"),
-        (["evaluate", "--pretrained", "{weights}", "--low", 2, "--high", 1], "low < high"),
-        (["evaluate", "--pretrained", "{weights}", "--n-lists", -5], "eval_lists must be >= 1"),
+        (["train", "--n", 1, "--run-dir", "{tmp}/r"],
+         "--numbers (numbers per list) must be an integer >= 2"),
+        (["train", "--n", 5, "--epochs", 0, "--run-dir", "{tmp}/r"],
+         "--epochs must be an integer >= 1"),
+        (["train", "--low", 1, "--high", 1, "--run-dir", "{tmp}/r"], "needs --low < --high"),
+        (["train", "--batch", -2, "--run-dir", "{tmp}/r"], "--batch-size must be an integer >= 1"),
+        (["train", "--batch-size", -2, "--run-dir", "{tmp}/r"],
+         "--batch-size must be an integer >= 1"),
+        (["evaluate", "--pretrained", "{weights}", "--low", 2, "--high", 1],
+         "needs --low < --high"),
         (["evaluate", "--pretrained", "{weights}", "--distribution", "normal", "--std", 0],
          "std > 0"),
         (["evaluate", "--pretrained", "no-such-model"], "neither a file, a run folder nor"),
@@ -101,6 +106,31 @@ def test_bad_arguments_one_line_exit_2(args, message, weights, tmp_path, capsys)
     code, _, err = run(capsys, *args)
     assert code == 2
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_list_count_the_parser_refuses_is_usage_and_exit_2(weights, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sorting", "evaluate", "--pretrained", str(weights / "sort-5.pt"), "--n-lists",
+                  "-5"])  # fmt: skip
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(
+        "error: argument --n-lists: expected an integer >= 1, got '-5'"
+    )
+
+
+def test_old_and_new_flag_spellings_set_the_same_options():
+    parser = cli.build_parser()
+    base = ["sorting", "train", "--run-dir", "r"]
+    old = parser.parse_args([*base, "--n", "7", "--batch", "3", "--samples", "2", "--steps", "9"])
+    new = parser.parse_args([*base, "--numbers", "7", "--batch-size", "3", "--n-samples", "2",
+                             "--steps-per-epoch", "9"])  # fmt: skip
+    assert vars(old) == vars(new)
+    assert (new.n, new.batch_size, getattr(new, "sampling.n_samples"), new.steps_per_epoch) == (
+        7, 3, 2, 9
+    )
+    unset = parser.parse_args(base)  # not given: None, the configuration supplies the default
+    assert unset.n is unset.batch_size is getattr(unset, "sampling.tau") is None
 
 
 def test_help_documents_every_option(capsys):

@@ -13,9 +13,12 @@ def gen(seed=0):
 )
 def test_lists_sorted_copies_and_permutation(dist):
     lists = sample_lists(50, 7, dist, generator=gen())
-    assert lists.random.shape == lists.ordered.shape == lists.perm.shape == (50, 7)
-    assert lists.random.dtype == torch.float64 and lists.perm.dtype == torch.int64
-    assert torch.equal(lists.ordered, lists.random.gather(-1, lists.perm))
+    assert lists.random.shape == lists.ordered.shape == lists.order.shape == (50, 7)
+    assert lists.random.dtype == torch.float64 and lists.order.dtype == torch.int64
+    assert torch.equal(lists.ordered, lists.random.gather(-1, lists.order))
+    # positions: the other direction, the rank of each number (where it goes when sorted)
+    assert lists.positions.dtype == torch.int64
+    assert torch.equal(lists.ordered.gather(-1, lists.positions), lists.random)
     assert torch.equal(lists.ordered, lists.random.sort(-1).values)
     assert (lists.ordered.diff(dim=-1) > 0).all()  # float64: no ties, even at 1000
 

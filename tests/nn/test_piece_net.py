@@ -2,7 +2,11 @@ import pytest
 import torch
 
 from gumbel_sinkhorn import ops
+from gumbel_sinkhorn.configs import SamplingConfig
+from gumbel_sinkhorn.configs.jigsaw import JigsawConfig
+from gumbel_sinkhorn.errors import InvalidTypeError
 from gumbel_sinkhorn.nn import SinkhornPieceNet
+from gumbel_sinkhorn.tasks.jigsaw import JigsawTask
 
 
 def pieces(b=5, n=9, c=1, size=6, seed=0):
@@ -11,40 +15,57 @@ def pieces(b=5, n=9, c=1, size=6, seed=0):
 
 @pytest.mark.parametrize("n_context", [0, 2])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_train_mode_gives_soft_permutations_and_eval_mode_hard_ones(n_context, channels):
+def test_scores_sample_soft_permutations_in_training_and_match_hard_ones_in_eval(
+    n_context, channels
+):
     torch.manual_seed(0)
-    net = SinkhornPieceNet(
-        9, 6, channels, n_context=n_context, d_model=16, n_heads=2, pool=False, n_iter=60
-    )
+    net = SinkhornPieceNet(9, 6, channels, n_context=n_context, d_model=16, n_heads=2, pool=False)
     x = pieces(c=channels)
-    P = net(x)
-    assert P.shape == (5, 9, 9)
+    log_alpha = net(x)  # train mode: the scores, row i = piece i
+    assert log_alpha.shape == (5, 9, 9)
+    P = ops.gumbel_sinkhorn(log_alpha, tau=1.0, n_iter=60)
     assert torch.allclose(P.sum(-1), torch.ones(5, 9), atol=2e-2)
     assert torch.allclose(P.sum(-2), torch.ones(5, 9), atol=2e-2)
     assert not torch.equal(P, P.round())
     net.eval()
-    hard = net(x)
-    perm = net.solve(x)
-    assert torch.equal(hard, ops.permutation_matrix(perm))
+    scores = net(x)  # eval mode: scores too, never a sample
+    assert scores.shape == (5, 9, 9) and not torch.equal(scores, scores.round())
+    assert torch.equal(net(x), scores)
+    perm = ops.matching(scores)
     assert torch.equal(perm.sort(-1).values, torch.arange(9).expand(5, 9))
+    with pytest.warns(DeprecationWarning, match="solve"):
+        assert torch.equal(net.solve(x), perm)  # the old name, for one release
 
 
 def test_samples_are_stacked_first_and_noise_factor_zero_is_deterministic():
-    net = SinkhornPieceNet(4, 7, n_samples=3, noise_factor=0.0)
+    # the task samples the network's scores, as its config's sampling says
+    def task(**sampling):
+        config = JigsawConfig(dataset="digits", grid=2, image_shape=(1, 14, 14), mean=(0.1,),
+                              std=(0.3,), sampling=SamplingConfig(**sampling))  # fmt: skip
+        return JigsawTask(config)
+
+    net = SinkhornPieceNet(4, 7)
     x = pieces(n=4, size=7)
-    P = net(x)
+    P = task(n_samples=3, noise_factor=0.0).sample(net(x))
     assert P.shape == (3, 5, 4, 4)
     assert torch.equal(P[0], P[1])
-    noisy = SinkhornPieceNet(4, 7, n_samples=2)
-    assert not torch.equal(*noisy(x).unbind(0))
+    assert not torch.equal(P[0], P[0].round())
+    assert not torch.equal(*task(n_samples=2).sample(net(x)).unbind(0))
+    assert task().sample(net(x)).shape == (1, 5, 4, 4)  # one sample: still stacked first
+    with pytest.raises(InvalidTypeError, match="no longer samples"):
+        SinkhornPieceNet(4, 7, n_samples=3, noise_factor=0.0)
+    with pytest.raises(InvalidTypeError, match=r"\['n_iter', 'tau'\]"):
+        SinkhornPieceNet(4, 7, tau=0.5, n_iter=60)
 
 
 def test_scores_are_equivariant_to_the_order_of_the_pieces():
     net = SinkhornPieceNet(9, 6, n_context=2, d_model=16, n_heads=2).eval()
     x = pieces()
     perm = ops.random_permutation(5, n=9, generator=torch.Generator().manual_seed(1))
-    scores = net.scores(x)
-    assert torch.allclose(net.scores(ops.permute(x, perm)), ops.permute(scores, perm), atol=1e-5)
+    scores = net(x)
+    assert torch.allclose(net(ops.permute(x, perm)), ops.permute(scores, perm), atol=1e-5)
+    with pytest.warns(DeprecationWarning, match="scores"):
+        assert torch.equal(net.scores(x), scores)  # the old name, for one release
 
 
 def test_the_tutorial_configuration_has_the_tutorial_size():
@@ -77,7 +98,7 @@ def test_scores_as_with_nn_flatten_and_batchnorm_gets_a_channels_last_gradient(p
     x = pieces(b=2, n=4).double()
     seen = []
     net.g1[-2].register_full_backward_hook(lambda m, g_in, g_out: seen.append(g_out[0]))
-    ours = net.scores(x)
+    ours = net(x)
     expected = plain(x.flatten(0, 1)).reshape(2, 4, -1)
     for layer in rest:
         expected = layer.double()(expected)
@@ -94,7 +115,7 @@ def test_scores_as_with_nn_flatten_and_batchnorm_gets_a_channels_last_gradient(p
 def test_bad_input_is_a_clear_error():
     net = SinkhornPieceNet(4, 6)
     with pytest.raises(ValueError, match=r"pieces must have shape \(batch, 4, 1, 6, 6\)"):
-        net.scores(torch.rand(2, 9, 1, 6, 6))
+        net(torch.rand(2, 9, 1, 6, 6))
     with pytest.raises(ValueError, match="kernel must be odd"):
         SinkhornPieceNet(4, 6, kernel=4)
     with pytest.raises(ValueError, match="n_pieces must be >= 2"):
@@ -116,8 +137,8 @@ def test_input_power_lets_g1_see_faint_pixels_that_a_linear_g1_barely_does():
         seen[len(seen)] = args[0]
 
     net.g1[0].register_forward_hook(capture)
-    net.scores((blank - mean) / std)
-    net.scores((faint - mean) / std)
+    net((blank - mean) / std)
+    net((faint - mean) / std)
     raw, powered = (seen[1] - seen[0]).abs().amax((0, 2, 3))
     torch.testing.assert_close(powered, torch.tensor(0.2))
     torch.testing.assert_close(raw, torch.tensor(0.0016 / std))
@@ -134,7 +155,12 @@ def test_load_smaller_adds_neutral_layers_and_power_channels_and_refuses_the_res
     ).eval()
     big.load_smaller(small)
     x = pieces()
-    torch.testing.assert_close(big.scores(x), small.scores(x))
+    torch.testing.assert_close(big(x), small(x))
+    from_state = SinkhornPieceNet(
+        9, 6, n_context=3, d_model=16, n_heads=2, pool=False, input_power=0.5, pixel_mean=0.2
+    ).eval()
+    from_state.load_smaller(small.state_dict())  # a state dict (a weights file's) will do too
+    torch.testing.assert_close(from_state(x), small(x))
     big.train()
     (big(x).transpose(-1, -2) @ x.flatten(2)).square().sum().backward()
     assert big.g1[0].weight.grad[:, 1].abs().sum() > 0  # the power channel learns from here

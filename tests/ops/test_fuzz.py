@@ -70,7 +70,7 @@ def _no_new_nan(out, x):
 @example(torch.tensor([[-math.inf, 0.0], [-math.inf, 0.0]]), 1.0)  # an empty column
 @example(torch.tensor([[0.0, 0.0], [-1e38, -1e38]]), 1e-30)  # a row that / tau made all -inf
 def test_sinkhorn_returns_a_transport_plan_or_refuses(x, tau):
-    P = _call(ops.sinkhorn, x, 5, tau=tau)
+    P = _call(ops.sinkhorn, x, n_iter=5, tau=tau)
     _no_new_nan(P, x)
     if P is None:
         return
@@ -84,7 +84,7 @@ def test_sinkhorn_returns_a_transport_plan_or_refuses(x, tau):
     assert (columns <= 1 + 2e-2).all()
     full = real_columns & (real_rows.sum(-1) == real_columns.sum(-1)).unsqueeze(-1)
     torch.testing.assert_close(columns[full], torch.ones_like(columns)[full], atol=2e-2, rtol=0)
-    log_P = _call(ops.log_sinkhorn, x, 5, tau=tau)
+    log_P = _call(ops.log_sinkhorn, x, n_iter=5, tau=tau)
     assert log_P is not None and not torch.isnan(log_P).any()
 
 
@@ -104,7 +104,7 @@ def test_matching_returns_a_permutation_avoiding_forbidden_pairs_or_refuses(x):
 @example(torch.tensor([[1e38, -1e38], [1e38, -1e38]]), 1, 1.0)  # once overflowed into NaN
 def test_gumbel_operators_give_samples_or_refuse(x, n_samples, noise):
     gen = torch.Generator().manual_seed(0)
-    P = _call(ops.gumbel_sinkhorn, x, 0.5, 5, n_samples=n_samples, noise_factor=noise,
+    P = _call(ops.gumbel_sinkhorn, x, tau=0.5, n_iter=5, n_samples=n_samples, noise_factor=noise,
               generator=gen)  # fmt: skip
     _no_new_nan(P, x)
     if P is not None:
@@ -209,7 +209,7 @@ def test_the_meta_device_gives_shapes(fn):
         lambda: ops.sample_gumbel((2,), generator="seed"),
         lambda: ops.random_permutation(-1, n=3),
         lambda: ops.random_permutation(2, n=0),
-        lambda: ops.sinkhorn(torch.zeros(2, 2), 0),
+        lambda: ops.sinkhorn(torch.zeros(2, 2), n_iter=0),
         lambda: ops.sinkhorn(torch.zeros(2, 2), tau=math.nan),
         lambda: ops.sinkhorn([[0.0, 1.0], [1.0, 0.0]]),
         lambda: ops.gumbel_sinkhorn(torch.zeros(2, 2), noise_factor=-1),

@@ -39,8 +39,9 @@ def test_noise_is_added_before_dividing_by_tau():
     log_alpha = torch.randn(3, 5, 5, dtype=torch.float64)
     tau = 0.3
     noise = sample_gumbel(log_alpha.shape, generator=gen(7), dtype=torch.float64)
-    expected = sinkhorn((log_alpha + noise), 20, tau=tau)
-    torch.testing.assert_close(gumbel_sinkhorn(log_alpha, tau, 20, generator=gen(7)), expected)
+    expected = sinkhorn((log_alpha + noise), n_iter=20, tau=tau)
+    got = gumbel_sinkhorn(log_alpha, tau=tau, n_iter=20, generator=gen(7))
+    torch.testing.assert_close(got, expected)
 
 
 def test_noise_factor_scales_the_noise_and_zero_is_plain_sinkhorn():
@@ -64,7 +65,7 @@ def test_samples_get_a_leading_dimension():
 
 def test_gradcheck_with_fixed_generator():
     log_alpha = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
-    fn = lambda x: gumbel_sinkhorn(x, 0.8, 10, n_samples=2, generator=gen(1))  # noqa: E731
+    fn = lambda x: gumbel_sinkhorn(x, tau=0.8, n_iter=10, n_samples=2, generator=gen(1))  # noqa: E731
     assert torch.autograd.gradcheck(fn, (log_alpha,))
 
 

@@ -44,7 +44,7 @@ def test_unrolled_gradient_equals_autograd_through_the_seed(tau, log):
         out = seed_log_sinkhorn(t / tau, 25)
         return out if log else out.exp()
 
-    out, grad = grad_of(lambda t: ours(t, 25, tau=tau), x, w)
+    out, grad = grad_of(lambda t: ours(t, n_iter=25, tau=tau), x, w)
     expected_out, expected_grad = grad_of(seed, x, w)
     torch.testing.assert_close(out, expected_out, atol=1e-9, rtol=1e-9)
     torch.testing.assert_close(grad, expected_grad, atol=1e-8, rtol=1e-7)
@@ -52,9 +52,9 @@ def test_unrolled_gradient_equals_autograd_through_the_seed(tau, log):
 
 def test_log_domain_fallback_gives_the_same_function(monkeypatch):
     x, w = randn(4, 7, 7, seed=3), randn(4, 7, 7, seed=4)
-    fast = grad_of(lambda t: sinkhorn(t, 23, tau=0.3), x, w)
+    fast = grad_of(lambda t: sinkhorn(t, n_iter=23, tau=0.3), x, w)
     monkeypatch.setattr(_sinkhorn_solver, "_limit", lambda dtype: 0.0)  # every chunk falls back
-    slow = grad_of(lambda t: sinkhorn(t, 23, tau=0.3), x, w)
+    slow = grad_of(lambda t: sinkhorn(t, n_iter=23, tau=0.3), x, w)
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
 
@@ -85,7 +85,7 @@ def test_an_overflowing_chunk_is_redone_one_log_step_first_then_whole(monkeypatc
 
 
 def converged(fn, **options):
-    return lambda t: fn(t, 5000, tol=1e-13, **options)
+    return lambda t: fn(t, n_iter=5000, tol=1e-13, **options)
 
 
 @pytest.fixture(params=["dense", "conjugate gradient"])
@@ -120,7 +120,7 @@ def test_implicit_equals_unrolled_at_convergence_for_any_shape(n, extra, log_tau
     fn, tau = (log_sinkhorn if log else sinkhorn), 10.0**log_tau
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SinkhornConvergenceWarning)
-        _, info = sinkhorn(x, 5000, tau=tau, tol=1e-13, return_info=True)
+        _, info = sinkhorn(x, n_iter=5000, tau=tau, tol=1e-13, return_info=True)
     assume(bool(info.converged.all()))  # near a permutation it may not: then they differ
     out, unrolled = grad_of(converged(fn, tau=tau), x, w)
     default = _sinkhorn_implicit.DENSE_UP_TO
@@ -138,7 +138,7 @@ def test_implicit_solve_converges_near_a_permutation(implicit_solver):
     # solution; preconditioned, it gets there. Reference: a dense solve of the same damped system.
     from gumbel_sinkhorn.ops._sinkhorn_implicit import DAMPING, implicit_grad
 
-    P = sinkhorn(randn(8, 49, 49, seed=23, scale=30.0), 20)
+    P = sinkhorn(randn(8, 49, 49, seed=23, scale=30.0), n_iter=20)
     H = randn(8, 49, 49, seed=24) * P
     rows, cols = P.sum(-1), P.sum(-2)
     S = torch.diag_embed(cols + DAMPING) - P.mT @ (P / rows.unsqueeze(-1))
@@ -163,7 +163,7 @@ def test_implicit_passes_gradcheck(implicit_solver):
 def test_unrolled_passes_gradcheck_with_padding_and_rectangles():
     x = randn(3, 4, 6, seed=9).requires_grad_()
     sizes = (torch.tensor([4, 2, 3]), torch.tensor([6, 5, 3]))
-    assert torch.autograd.gradcheck(lambda t: sinkhorn(t, 12, tau=0.7, sizes=sizes), (x,))
+    assert torch.autograd.gradcheck(lambda t: sinkhorn(t, n_iter=12, tau=0.7, sizes=sizes), (x,))
 
 
 @pytest.mark.parametrize("backward", ["unrolled", "implicit"])
@@ -173,11 +173,13 @@ def test_padded_items_equal_the_items_run_alone(backward, log):
     x, w = randn(3, 6, 6, seed=10), randn(3, 6, 6, seed=11)
     sizes = torch.tensor([6, 4, 1])
     opts = {"tau": 0.6, "backward": backward, "tol": 1e-12}
-    out, grad = grad_of(lambda t: fn(t, 400, sizes=sizes, **opts), x, w)
+    out, grad = grad_of(lambda t: fn(t, n_iter=400, sizes=sizes, **opts), x, w)
     padding = 0.0 if not log else float("-inf")
     assert grad.isfinite().all()
     for item, n in enumerate(sizes.tolist()):
-        alone, alone_grad = grad_of(lambda t: fn(t, 400, **opts), x[item, :n, :n], w[item, :n, :n])
+        alone, alone_grad = grad_of(
+            lambda t: fn(t, n_iter=400, **opts), x[item, :n, :n], w[item, :n, :n]
+        )
         torch.testing.assert_close(out[item, :n, :n], alone)
         torch.testing.assert_close(grad[item, :n, :n], alone_grad)
         assert (out[item, n:] == padding).all() and (out[item, :, n:] == padding).all()
@@ -198,9 +200,11 @@ def test_any_padding_gives_each_item_its_own_result(data, n, log_tau, n_iter, ba
     opts = {"tau": 10.0**log_tau, "backward": backward}
     x, w = randn(len(rows), n, n, seed=seed), randn(len(rows), n, n, seed=seed + 1)
     sizes = (torch.tensor(rows), torch.tensor(cols))
-    out, grad = grad_of(lambda t: sinkhorn(t, n_iter, sizes=sizes, **opts), x, w)
+    out, grad = grad_of(lambda t: sinkhorn(t, n_iter=n_iter, sizes=sizes, **opts), x, w)
     for item, (r, c) in enumerate(zip(rows, cols, strict=True)):
-        alone = grad_of(lambda t: sinkhorn(t, n_iter, **opts), x[item, :r, :c], w[item, :r, :c])
+        alone = grad_of(
+            lambda t: sinkhorn(t, n_iter=n_iter, **opts), x[item, :r, :c], w[item, :r, :c]
+        )
         torch.testing.assert_close(out[item, :r, :c], alone[0], atol=1e-10, rtol=1e-8)
         torch.testing.assert_close(grad[item, :r, :c], alone[1], atol=1e-8, rtol=1e-6)
         assert (out[item, r:] == 0).all() and (out[item, :, c:] == 0).all()
@@ -213,9 +217,9 @@ def test_mask_and_minus_inf_padding_agree_with_sizes():
     mask = torch.ones(2, 5, 5, dtype=torch.bool)
     mask[1, 3:], mask[1, :, 3:] = False, False
     padded = x.masked_fill(~mask, float("-inf"))  # what users of other libraries do
-    by_sizes = grad_of(lambda t: sinkhorn(t, 30, sizes=sizes), x, w)
-    by_mask = grad_of(lambda t: sinkhorn(t, 30, mask=mask), x, w)
-    by_inf = grad_of(lambda t: sinkhorn(t, 30), padded, w)
+    by_sizes = grad_of(lambda t: sinkhorn(t, n_iter=30, sizes=sizes), x, w)
+    by_mask = grad_of(lambda t: sinkhorn(t, n_iter=30, mask=mask), x, w)
+    by_inf = grad_of(lambda t: sinkhorn(t, n_iter=30), padded, w)
     for other in (by_mask, by_inf):
         torch.testing.assert_close(other[0], by_sizes[0])
         torch.testing.assert_close(other[1], by_sizes[1])
@@ -224,7 +228,7 @@ def test_mask_and_minus_inf_padding_agree_with_sizes():
 @pytest.mark.parametrize("backward", ["unrolled", "implicit"])
 def test_rectangular_rows_sum_to_one_and_columns_to_at_most_one(backward):
     x = randn(4, 5, 9, seed=14, scale=2.0).requires_grad_()
-    P, info = sinkhorn(x, 2000, tol=1e-10, backward=backward, return_info=True)
+    P, info = sinkhorn(x, n_iter=2000, tol=1e-10, backward=backward, return_info=True)
     assert bool(info.converged.all())
     torch.testing.assert_close(P.sum(-1), torch.ones(4, 5, dtype=F64), atol=1e-9, rtol=0)
     assert (P.sum(-2) <= 1 + 1e-12).all() and (P >= 0).all()
@@ -236,23 +240,24 @@ def test_rectangular_rows_sum_to_one_and_columns_to_at_most_one(backward):
 def test_rectangular_is_square_with_constant_rows_added():
     x = randn(3, 7, seed=15)
     square = torch.cat([x, torch.zeros(4, 7, dtype=F64)])  # the value of the rows is irrelevant
-    torch.testing.assert_close(sinkhorn(x, 60), sinkhorn(square, 60)[:3])
+    torch.testing.assert_close(sinkhorn(x, n_iter=60), sinkhorn(square, n_iter=60)[:3])
 
 
 def test_tolerance_stops_early_reports_and_is_the_same_function():
     x = randn(8, 6, 6, seed=16)
-    P, info = sinkhorn(x, 1000, tol=1e-8, return_info=True)
+    P, info = sinkhorn(x, n_iter=1000, tol=1e-8, return_info=True)
     assert info.n_iter < 1000 and info.n_iter % 10 == 0
     assert info.error.shape == (8,) and (info.error < 1e-8).all() and info.converged.all()
     assert info.tol == 1e-8
-    torch.testing.assert_close(P, sinkhorn(x, info.n_iter), atol=0, rtol=0)
+    torch.testing.assert_close(P, sinkhorn(x, n_iter=info.n_iter), atol=0, rtol=0)
     torch.testing.assert_close(P.sum(-1), torch.ones(8, 6, dtype=F64), atol=1e-8, rtol=0)
-    _, plain = sinkhorn(x, 3, return_info=True)  # without tol: judged at the report tolerance
+    # without tol: judged at the report tolerance
+    _, plain = sinkhorn(x, n_iter=3, return_info=True)
     assert plain.n_iter == 3 and plain.tol == 1e-3
 
 
 def call_unconverged(log_alpha):
-    return sinkhorn(log_alpha, 10, tau=0.01, tol=1e-9)
+    return sinkhorn(log_alpha, n_iter=10, tau=0.01, tol=1e-9)
 
 
 def test_warns_once_per_call_site_when_n_iter_runs_out():
@@ -267,7 +272,7 @@ def test_warns_once_per_call_site_when_n_iter_runs_out():
     assert all(w.filename == __file__ for w in ours)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sinkhorn(x, 1000, tol=1e-6)  # converges: no warning
+        sinkhorn(x, n_iter=1000, tol=1e-6)  # converges: no warning
 
 
 @pytest.mark.parametrize("backward", ["unrolled", "implicit"])
@@ -276,9 +281,11 @@ def test_no_nan_at_low_temperature_and_large_scores_in_float32(backward, tau):
     x = randn(4, 12, 12, seed=18, dtype=torch.float32, scale=1e4).clamp(-1e4, 1e4)
     x[0] = x[0].sign() * 1e4  # ties at the largest magnitude
     for fn in (sinkhorn, log_sinkhorn):
-        out, grad = grad_of(lambda t, fn=fn: fn(t, 50, tau=tau, backward=backward), x, x / 1e4)
+        out, grad = grad_of(
+            lambda t, fn=fn: fn(t, n_iter=50, tau=tau, backward=backward), x, x / 1e4
+        )
         assert not out.isnan().any() and grad.isfinite().all()
-    P = sinkhorn(x, 50, tau=tau)
+    P = sinkhorn(x, n_iter=50, tau=tau)
     assert ((P >= 0) & (P <= 1)).all()
     torch.testing.assert_close(P.sum(-2), torch.ones(4, 12), atol=1e-4, rtol=0)
 
@@ -286,9 +293,9 @@ def test_no_nan_at_low_temperature_and_large_scores_in_float32(backward, tau):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_round_trip(dtype):
     x = randn(3, 8, 8, seed=19, dtype=torch.float32).to(dtype).requires_grad_()
-    P = sinkhorn(x, 30)
+    P = sinkhorn(x, n_iter=30)
     assert P.dtype == dtype
-    reference = sinkhorn(x.detach().float(), 30)
+    reference = sinkhorn(x.detach().float(), n_iter=30)
     torch.testing.assert_close(P.float(), reference, atol=2e-2, rtol=0)
     P.float().pow(2).sum().backward()
     assert x.grad.dtype == dtype and x.grad.isfinite().all()
@@ -300,9 +307,12 @@ def test_autocast_does_not_lower_the_solver_precision(backward):
     x = randn(8, 6, 6, seed=21, dtype=torch.float32, scale=3.0)
     weights = randn(8, 6, 6, seed=22, dtype=torch.float32)
     for fn in (sinkhorn, log_sinkhorn):
-        expected = grad_of(lambda t, fn=fn: fn(t, 50, tau=0.5, backward=backward), x, weights)
+        def solve(t, fn=fn):
+            return fn(t, n_iter=50, tau=0.5, backward=backward)
+
+        expected = grad_of(solve, x, weights)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            got = grad_of(lambda t, fn=fn: fn(t, 50, tau=0.5, backward=backward), x, weights)
+            got = grad_of(solve, x, weights)
         for a, b in zip(got, expected, strict=True):
             assert a.dtype == torch.float32
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
@@ -313,8 +323,8 @@ def test_gumbel_sinkhorn_passes_the_options_through():
     gen = torch.Generator().manual_seed(0)
     P, info = gumbel_sinkhorn(
         x,
-        1.0,
-        2000,
+        tau=1.0,
+        n_iter=2000,
         n_samples=3,
         generator=gen,
         tol=1e-6,
@@ -356,8 +366,10 @@ def test_impossible_shapes_are_refused():
 def test_implicit_log_gradient_stays_bounded_near_a_permutation(dtype):
     # scores 30 / tau 0.3: P is close to a permutation, the linear system nearly singular
     x, w = randn(2, 7, 7, seed=21, scale=30.0, dtype=dtype), randn(2, 7, 7, seed=22)
-    out, implicit = grad_of(lambda t: log_sinkhorn(t, 300, tau=0.3, backward="implicit"), x, w)
-    _, unrolled = grad_of(lambda t: log_sinkhorn(t, 300, tau=0.3), x, w)
+    out, implicit = grad_of(
+        lambda t: log_sinkhorn(t, n_iter=300, tau=0.3, backward="implicit"), x, w
+    )
+    _, unrolled = grad_of(lambda t: log_sinkhorn(t, n_iter=300, tau=0.3), x, w)
     assert implicit.isfinite().all()
     assert implicit.abs().max() <= 3 * unrolled.abs().max()
 
@@ -365,7 +377,7 @@ def test_implicit_log_gradient_stays_bounded_near_a_permutation(dtype):
 def test_backward_leaves_the_output_alone():
     x = randn(2, 5, 5, seed=23).requires_grad_()
     for backward in ("unrolled", "implicit"):
-        P = sinkhorn(x, 50, backward=backward)
+        P = sinkhorn(x, n_iter=50, backward=backward)
         kept = P.detach().clone()
         P.pow(2).sum().backward()
         assert torch.equal(P.detach(), kept)
@@ -380,7 +392,7 @@ def test_the_differentiable_backward_gives_the_fast_backward_s_gradient(backward
     for tau, options in ((1.0, {"tol": 1e-12}), (0.05, {}), (0.7, {"sizes": sizes})):
         x, w = randn(3, 4, 6, seed=24), randn(3, 4, 6, seed=25)
         x = x.requires_grad_()
-        out = fn(x, 300, tau=tau, backward=backward, **options)
+        out = fn(x, n_iter=300, tau=tau, backward=backward, **options)
         loss = (torch.where(out.isfinite(), out, 0.0) * w).sum()
         (fast,) = torch.autograd.grad(loss, x, retain_graph=True)
         (graph,) = torch.autograd.grad(loss, x, create_graph=True)
@@ -396,9 +408,9 @@ def test_second_derivatives_pass_gradgradcheck(log):
     sizes = torch.tensor([4, 3])
     # the unrolled gradient, differentiated again (tau 1 and 0.05, padding, a rectangle)
     for tau in (1.0, 0.05):
-        assert torch.autograd.gradgradcheck(lambda t, tau=tau: fn(t, 12, tau=tau), (x,))
-    assert torch.autograd.gradgradcheck(lambda t: fn(t, 12, tau=0.7, sizes=sizes), (x,))
-    assert torch.autograd.gradgradcheck(lambda t: fn(t, 12), (rect,))
+        assert torch.autograd.gradgradcheck(lambda t, tau=tau: fn(t, n_iter=12, tau=tau), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: fn(t, n_iter=12, tau=0.7, sizes=sizes), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: fn(t, n_iter=12), (rect,))
     # the implicit gradient at convergence
     assert torch.autograd.gradgradcheck(converged(fn, tau=0.7, backward="implicit"), (x,))
     assert torch.autograd.gradgradcheck(converged(fn, backward="implicit"), (rect,))

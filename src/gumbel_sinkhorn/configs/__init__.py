@@ -71,13 +71,21 @@ class Config:
         hints = typing.get_type_hints(cls)
         for name, value in values.items():
             nested = _config_type(hints[name])
-            if nested is not None and isinstance(value, dict):
-                values[name] = nested.from_dict(value)
+            if nested is not None and isinstance(value, dict):  # over this class's default
+                default = _default(fields[name])
+                base = default.to_dict() if isinstance(default, Config) else {}
+                values[name] = nested.from_dict({**base, **value})
         return cls(**values)
 
     def replace(self, **changes):
         """A copy with some options changed (checked again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _default(field: dataclasses.Field):
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
 
 
 def _plain(value):

@@ -131,12 +131,14 @@ class JigsawConfig(Config):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> JigsawConfig:
-        """Also reads the configs of earlier releases (sampling options inside ``model``)."""
+        """Also reads the configs of earlier releases (sampling options inside ``model``; a
+        ``model`` without ``input_power``, saved before it existed, has none)."""
         values = {k: v for k, v in values.items() if k != "data_root"}  # where, not what
-        model = dict(values.get("model", {}))
-        moved = {k: model.pop(k) for k in list(model) if k in _SAMPLING_FIELDS}
-        if moved:
-            values = {**values, "model": model, "sampling": moved}
+        if isinstance(values.get("model"), dict):
+            # saved before input_power existed: a network without it
+            model = {"input_power": None, **values["model"]}
+            moved = {k: model.pop(k) for k in list(model) if k in _SAMPLING_FIELDS}
+            values = {**values, "model": model, **({"sampling": moved} if moved else {})}
         return super().from_dict(values)
 
 

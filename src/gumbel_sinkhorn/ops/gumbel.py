@@ -6,6 +6,7 @@ import torch
 
 from .. import _checks
 from ..errors import InvalidTypeError
+from ._deprecation import deprecated_positional
 from .matching import matching
 from .sinkhorn import sinkhorn
 
@@ -57,7 +58,7 @@ def _noisy(log_alpha, n_samples, noise_factor, generator):
     return log_alpha + noise_factor * noise
 
 
-@_checks.deprecated_positional("tau", "n_iter")
+@deprecated_positional("tau", "n_iter")
 def gumbel_sinkhorn(
     log_alpha: torch.Tensor,
     *,

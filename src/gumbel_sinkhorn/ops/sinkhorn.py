@@ -13,6 +13,7 @@ import torch
 
 from .. import _checks
 from ..errors import InvalidTypeError, InvalidValueError
+from ._deprecation import deprecated_positional
 from ._sinkhorn_implicit import implicit_grad
 from ._sinkhorn_problem import build, size_mask
 from ._sinkhorn_solver import Solution, log_iterations, reverse, solve
@@ -37,7 +38,7 @@ class SinkhornInfo(NamedTuple):
     tol: float
 
 
-@_checks.deprecated_positional("n_iter")
+@deprecated_positional("n_iter")
 def log_sinkhorn(
     log_alpha: torch.Tensor,
     *,
@@ -92,7 +93,7 @@ def log_sinkhorn(
     )
 
 
-@_checks.deprecated_positional("n_iter")
+@deprecated_positional("n_iter")
 def sinkhorn(
     log_alpha: torch.Tensor,
     *,
