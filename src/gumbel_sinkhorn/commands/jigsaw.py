@@ -199,7 +199,8 @@ DEMO_TRAINING = {**TRAINING["ours"], "augment_shift": 0}
 EXPLAIN = """\
   kendall_tau     rank agreement of predicted and true piece order (1 = identical)
   prop_wrong      share of pieces placed at a wrong index
-  prop_any_wrong  share of puzzles with at least one piece at a wrong index
+  prop_any_wrong  share of puzzles with at least one piece at a wrong index, counting two
+                  identical (e.g. blank) pieces swapped as wrong: it can far exceed 1 - prop_exact
   l1, l2          mean absolute / squared pixel error of the reassembled image (pixels in [0, 1])
   prop_exact      share of puzzles reassembled exactly; unlike the index metrics it does not
                   count swapping two identical (e.g. blank) pieces as an error"""
@@ -272,7 +273,6 @@ def demo(args) -> int:
         columns[f"shipped {shipped}"] = task.evaluate(shipped_model)
     print(f"\nAll {len(per_puzzle['perm_pred']):,} test puzzles, solved with hard matching:")
     _print_table(columns)
-    print("\n" + EXPLAIN)
     figures.training_curves(
         history, run_dir / "curves.png", metrics=CURVES, title=f"demo: {task.dataset} {g}x{g}"
     )
@@ -304,6 +304,7 @@ def _print_table(columns: dict[str, dict]) -> None:
             f"{_number(columns[n][key]) if key in columns[n] else '-':>{width + 2}}" for n in names
         )
         print(f"{key:<15}{cells}")
+    print("\n" + EXPLAIN)  # wherever the metrics are printed: prop_any_wrong needs its caveat
 
 
 def _puzzle_figure(task, per_puzzle, path, n=8):
