@@ -63,6 +63,13 @@ def _drop_defaults(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ._extras import check_cli
+
+    try:
+        check_cli()  # the command line's own dependencies (the cli extra), none imported here
+    except ModuleNotFoundError as err:
+        print(f"gumbel-sinkhorn: error: {err}", file=sys.stderr)
+        return 1
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)

@@ -33,9 +33,13 @@ from typing import Any, Protocol
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
-from . import _checks, checkpoint, distributed
+from . import _checks, _extras, checkpoint, distributed
+
+try:
+    from tqdm.auto import tqdm
+except ImportError as err:
+    raise _extras.missing("tqdm", "gumbel_sinkhorn.train (progress bars)") from err
 
 
 class Task(Protocol):

@@ -9,7 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.request import urlopen
 
-from tqdm import tqdm
+from .. import _extras
+
+try:
+    from tqdm import tqdm
+except ImportError as err:
+    raise _extras.missing("tqdm", "gumbel_sinkhorn.data (download progress)") from err
 
 ENV_VAR = "GUMBEL_SINKHORN_DATA"
 _CHUNK = 1 << 20

@@ -15,9 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .. import _checks, checkpoint
+from .. import _checks, _extras, checkpoint
+
+try:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+except ImportError as err:
+    raise _extras.missing("PIL", "gumbel_sinkhorn.data (image files)") from err
 
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
