@@ -16,3 +16,11 @@ def test_the_operator_demo_calls_a_sample_close_to_a_permutation_only_if_it_is(s
     distance = float(re.search(r"from 0 or 1: ([0-9.]+)", block).group(1))
     assert "row sums" in block and "column sums" in block and "converged" in block
     assert ("close to a permutation" in block) == (converged and distance < 0.01), block
+
+
+def test_the_demo_leaves_torch_print_options_as_they_were(capsys):
+    import torch
+
+    before = str(torch.tensor([0.123456]))
+    assert main(["demo"]) == 0
+    assert str(torch.tensor([0.123456])) == before

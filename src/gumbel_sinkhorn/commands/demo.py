@@ -61,7 +61,6 @@ def _show(title: str, value: torch.Tensor) -> None:
 
 def main(args) -> int:
     out = run(args.seed, args.n)
-    torch.set_printoptions(precision=3, sci_mode=False)
     _show("log_alpha: random scores", out["log_alpha"])
     _show("sinkhorn(log_alpha, 100): doubly stochastic", out["P"])
     print(describe(out["P"], out["P_info"]))
