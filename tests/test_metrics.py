@@ -17,7 +17,7 @@ from gumbel_sinkhorn import (
 @given(n=st.integers(2, 30), seed=st.integers(0, 9999))
 def test_kendall_tau_equals_scipy(n, seed):
     gen = torch.Generator().manual_seed(seed)
-    pred, true = random_permutation(2, 3, n=n, generator=gen).unbind(0)
+    pred, true = random_permutation(2, 3, n, generator=gen).unbind(0)
     ours = kendall_tau(pred, true)
     assert ours.shape == (3,)
     for p, t, k in zip(pred, true, ours, strict=True):

@@ -35,6 +35,7 @@ _LAZY = {
     "permutation_indices": "ops",
     "permutation_matrix": "ops",
     "permute": "ops",
+    "place": "ops",
     "random_permutation": "ops",
     "sample_gumbel": "ops",
     "sinkhorn": "ops",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._extras import check_cli
 from .commands import command_modules
 from .errors import UserError
 
@@ -30,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        check_cli()  # the command line's own dependencies (the cli extra), none imported here
+    except ModuleNotFoundError as err:
+        print(f"gumbel-sinkhorn: error: {err}", file=sys.stderr)
+        return 1
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:

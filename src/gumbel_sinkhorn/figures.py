@@ -19,14 +19,17 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import _extras, checkpoint
 from .data import assemble_pieces, unscramble
 from .errors import InvalidValueError
 from .ops import matching, permutation_matrix, sinkhorn
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise _extras.missing("matplotlib", "drawing figures") from err
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

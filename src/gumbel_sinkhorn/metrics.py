@@ -1,4 +1,8 @@
-"""The paper's metrics, one value per item (the output has the batch shape)."""
+"""The paper's metrics, one value per item (the output has the batch shape).
+
+The permutation metrics compare two index vectors entry by entry: give both in the same reading
+(both "where item ``i`` goes", as ``matching`` returns, or both "which item slot ``j`` takes").
+"""
 
 from __future__ import annotations
 

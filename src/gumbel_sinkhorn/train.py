@@ -37,12 +37,16 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
-from . import checkpoint, distributed
+from . import _extras, checkpoint, distributed
 from .configs import FitConfig
 from .errors import InvalidValueError, MissingFileError
 from .runs import RunFolder
+
+try:
+    from tqdm.auto import tqdm
+except ImportError as err:
+    raise _extras.missing("tqdm", "gumbel_sinkhorn.train (progress bars)") from err
 
 
 @dataclasses.dataclass

@@ -51,6 +51,7 @@ def test_evaluate_prints_a_table_and_writes_json(run_dir, tmp_path, capsys):
     assert all(0 <= result[k] <= 1 for k in ("prop_wrong", "prop_any_wrong", "prop_exact"))
     printed = capsys.readouterr().out
     assert all(key in printed for key in METRICS) and figure.stat().st_size > 0
+    assert "identical (e.g. blank) pieces swapped" in printed  # prop_any_wrong explained
 
 
 def test_solve_scrambles_and_solves_an_image(run_dir, tmp_path):

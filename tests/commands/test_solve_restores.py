@@ -20,7 +20,7 @@ def test_a_scrambled_test_digit_comes_back_pixel_for_pixel_when_solved(name, tmp
     # so whether a digit comes back does not depend on the seed: exactly the digits that
     # `evaluate` counts as exact come back, at 28x28, pixel for pixel.
     task, model, _ = pretrained.load_model(name)
-    task = type(task).from_config(task.config.replace(test_size=DIGITS), data_root=DATA_ROOT)
+    task = type(task)(task.config.replace(test_size=DIGITS), data_root=DATA_ROOT)
     expected = task.solve_test_set(model)["prop_exact"].bool()
     digits = load_mnist("test", root=DATA_ROOT)[0][:DIGITS]
     for i, digit in enumerate(digits):

@@ -61,7 +61,7 @@ def test_samples_are_stacked_first_and_noise_factor_zero_is_deterministic():
 def test_scores_are_equivariant_to_the_order_of_the_pieces():
     net = SinkhornPieceNet(9, 6, n_context=2, d_model=16, n_heads=2).eval()
     x = pieces()
-    perm = ops.random_permutation(5, n=9, generator=torch.Generator().manual_seed(1))
+    perm = ops.random_permutation(5, 9, generator=torch.Generator().manual_seed(1))
     scores = net(x)
     assert torch.allclose(net(ops.permute(x, perm)), ops.permute(scores, perm), atol=1e-5)
     with pytest.warns(DeprecationWarning, match="scores"):

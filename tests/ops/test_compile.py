@@ -7,7 +7,7 @@ import gumbel_sinkhorn as gs
 
 
 def test_permutation_utilities_compile_to_one_graph():
-    perm = gs.random_permutation(4, n=6, generator=torch.Generator().manual_seed(0))
+    perm = gs.random_permutation(4, 6, generator=torch.Generator().manual_seed(0))
     x = torch.randn(4, 6, 3)
     for fn in (
         lambda p: gs.permute(x, p, dim=-2),

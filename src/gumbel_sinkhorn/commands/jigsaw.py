@@ -67,7 +67,7 @@ def train(args) -> int:
     model = result.model.cpu()
     metrics = {k: result.metrics[k] for k in METRICS if k in result.metrics}
     save_weights(run.weights, task, model, metrics)
-    print_table({"this run": metrics}, METRICS)
+    _print_metrics({"this run": metrics})
     cfg = task.config
     figures.training_curves(
         result.history, run.figure("curves"), metrics=CURVES,
@@ -94,7 +94,7 @@ def evaluate(args) -> int:
         f"{len(per_puzzle['perm_pred'])} test puzzles, {cfg.dataset} {cfg.grid}x{cfg.grid}, "
         f"solved in {seconds:.1f} s"
     )
-    print_table({str(args.pretrained): result}, METRICS)
+    _print_metrics({str(args.pretrained): result})
     if output:
         from ..files import write_json
 
@@ -207,7 +207,8 @@ DEMO_TRAINING = {**TRAINING["ours"], "augment_shift": 0}
 EXPLAIN = """\
   kendall_tau     rank agreement of predicted and true piece order (1 = identical)
   prop_wrong      share of pieces placed at a wrong index
-  prop_any_wrong  share of puzzles with at least one piece at a wrong index
+  prop_any_wrong  share of puzzles with at least one piece at a wrong index, counting two
+                  identical (e.g. blank) pieces swapped as wrong: it can far exceed 1 - prop_exact
   l1, l2          mean absolute / squared pixel error of the reassembled image (pixels in [0, 1])
   prop_exact      share of puzzles reassembled exactly; unlike the index metrics it does not
                   count swapping two identical (e.g. blank) pieces as an error"""
@@ -275,8 +276,7 @@ def demo(args) -> int:
     if shipped in available():
         columns[f"shipped {shipped}"] = task.evaluate(load_model(shipped)[1])
     print(f"\nAll {len(per_puzzle['perm_pred']):,} test puzzles, solved with hard matching:")
-    print_table(columns, METRICS)
-    print("\n" + EXPLAIN)
+    _print_metrics(columns)
     figures.training_curves(
         result.history, run.figure("curves"), metrics=CURVES,
         title=f"demo: {config.dataset} {g}x{g}",
@@ -294,6 +294,12 @@ def demo(args) -> int:
 
 
 # -- shared -------------------------------------------------------------------------------------
+
+
+def _print_metrics(columns: dict[str, dict]) -> None:
+    """The metrics table, and what each metric means (prop_any_wrong needs its caveat)."""
+    print_table(columns, METRICS)
+    print("\n" + EXPLAIN)
 
 
 def _puzzle_figure(task, per_puzzle, path, n=8):

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.request import urlopen
 
-from tqdm import tqdm
+from .. import _extras
+
+try:
+    from tqdm import tqdm
+except ImportError as err:
+    raise _extras.missing("tqdm", "gumbel_sinkhorn.data (download progress)") from err
 
 from ..errors import BadFileError, MissingFileError
 from ..files import atomic_write

@@ -15,10 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .. import _checks, checkpoint
+from .. import _checks, _extras
 from ..errors import InvalidValueError, MissingFileError
+from ..files import atomic_write
+
+try:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+except ImportError as err:
+    raise _extras.missing("PIL", "gumbel_sinkhorn.data (image files)") from err
 
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
@@ -113,7 +118,7 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
         image = (image.detach().clamp(0, 1) * 255).round()
     array = image.to("cpu", torch.uint8).permute(1, 2, 0).numpy()
     picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    checkpoint.atomic_write(path, lambda file: picture.save(file, format=image_format))
+    atomic_write(path, lambda file: picture.save(file, format=image_format))
 
 
 def load_image_folder(

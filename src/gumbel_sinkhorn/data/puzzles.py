@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from .. import _checks
 from ..configs.jigsaw import FIT_MODES
 from ..errors import InvalidValueError
-from ..ops import invert_permutation, permute, random_permutation
+from ..ops import permute, place, random_permutation
 from .images import resize_images
 
 
@@ -139,13 +139,14 @@ def scramble(
     True
 
     Shapes: ``(..., N, C, h, w)`` in; ``scrambled`` of the same shape and ``perm`` int64
-    ``(..., N)`` out, with ``scrambled[..., j, :, :, :] = pieces[..., perm[j], :, :, :]``. The same
+    ``(..., N)`` out, with ``scrambled[..., j, :, :, :] = pieces[..., perm[j], :, :, :]``: scrambled
+    piece ``j`` goes back to position ``perm[j]``, the answer ``matching`` would give. The same
     ``generator`` state gives the same permutations (drawn on the generator's device).
     """
     _checks.tensor(pieces, "pieces", min_dim=4)
     *batch, n = pieces.shape[:-3]
     device = None if generator is not None else pieces.device
-    perm = random_permutation(*batch, n=n, generator=generator, device=device)
+    perm = random_permutation(*batch, n, generator=generator, device=device)
     perm = perm.to(pieces.device)
     return permute(pieces, perm), perm
 
@@ -159,7 +160,9 @@ def unscramble(scrambled: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     tensor([10., 20., 30.])
 
     Shapes: ``scrambled`` ``(..., N, C, h, w)``, ``perm`` ``(..., N)``; out like ``scrambled``,
-    ``out[..., perm[j], ...] = scrambled[..., j, ...]`` (that is ``Pᵀ @ scrambled``).
+    ``out[..., perm[j], ...] = scrambled[..., j, ...]`` (that is ``Pᵀ @ scrambled``, and
+    ``place(scrambled, perm)``): ``perm[j]`` is where scrambled piece ``j`` goes, the way
+    ``matching`` and ``model.solve`` answer.
     """
     _checks.tensor(scrambled, "scrambled", min_dim=4)
     _checks.permutation(perm)
@@ -168,7 +171,7 @@ def unscramble(scrambled: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
             f"perm must have shape {tuple(scrambled.shape[:-3])} (the scrambled pieces' leading "
             f"axes), got {tuple(perm.shape)}"
         )
-    return permute(scrambled, invert_permutation(perm))
+    return place(scrambled, perm)
 
 
 def fit_to_grid(

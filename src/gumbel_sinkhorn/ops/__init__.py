@@ -7,6 +7,7 @@ from .permutation import (
     permutation_indices,
     permutation_matrix,
     permute,
+    place,
     random_permutation,
 )
 from .sinkhorn import SinkhornConvergenceWarning, SinkhornInfo, log_sinkhorn, sinkhorn
@@ -22,6 +23,7 @@ __all__ = [
     "permutation_indices",
     "permutation_matrix",
     "permute",
+    "place",
     "random_permutation",
     "sample_gumbel",
     "sinkhorn",

@@ -102,7 +102,8 @@ def gumbel_matching(
     (torch.Size([2, 4]), [0, 1, 2, 3])
 
     Shapes: ``(..., N, N)`` in; ``(..., N)`` int64 out, or ``(n_samples, ..., N)``. With zero scores
-    the samples are uniform over permutations.
+    the samples are uniform over permutations. Which way, as for ``matching``: ``perm[i]`` is where
+    item ``i`` goes (``place(x, perm)`` puts the items there).
     """
     _checks.scores(log_alpha)
     return matching(_noisy(log_alpha.detach(), n_samples, noise_factor, generator))

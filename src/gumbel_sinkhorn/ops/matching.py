@@ -30,7 +30,9 @@ def matching(log_alpha: torch.Tensor) -> torch.Tensor:
     tensor([2])
 
     Shapes: ``(..., N, M)`` float in with ``N <= M``, ``(..., N)`` int64 out on the input's
-    device: ``perm[..., i]`` is the column assigned to row ``i`` (distinct columns). ``-inf`` marks
+    device: ``perm[..., i]`` is the column assigned to row ``i`` (distinct columns): where item
+    ``i`` goes, so ``place(x, perm)`` puts the items there (``permute`` reads the other way, see
+    ``gumbel_sinkhorn.ops.permutation``). ``-inf`` marks
     a forbidden pair. Not differentiable (the input is detached). The batch is copied to the host
     once, in float64, and solved by lapx's batched solver across ``torch.get_num_threads()``
     threads; batches with ``-inf`` entries (or without lapx) go to SciPy's
