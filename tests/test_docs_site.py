@@ -51,7 +51,7 @@ def test_api_reference_has_every_public_module_and_the_operators(site):
 
 def test_cli_page_has_every_subcommand_help(site):
     html = (site / "api" / "cli.html").read_text(encoding="utf-8")
-    for command in ("gumbel-sinkhorn jigsaw train", "gumbel-sinkhorn sorting evaluate", "--run-dir"):
+    for command in ("gumbel-sinkhorn jigsaw train", "gumbel-sinkhorn sorting evaluate", "--resume"):
         assert command in html
 
 

@@ -33,7 +33,7 @@ GUIDES = {
 }
 #: Sections of the API reference: (title, module prefixes), first match wins.
 SECTIONS = (
-    ("Operators and metrics", ("gumbel_sinkhorn", "gumbel_sinkhorn.ops", "gumbel_sinkhorn.metrics")),
+    ("Operators and metrics", (PACKAGE, "gumbel_sinkhorn.ops", "gumbel_sinkhorn.metrics")),
     ("Distributions", ("gumbel_sinkhorn.distributions",)),
     ("Networks", ("gumbel_sinkhorn.nn",)),
     ("Tasks and training", ("gumbel_sinkhorn.tasks", "gumbel_sinkhorn.train",
@@ -120,8 +120,8 @@ def cli_page() -> str:
     lines = [
         "# Command line",
         "",
-        "`gumbel-sinkhorn` (also `python -m gumbel_sinkhorn`) runs the experiments. Every page below "
-        "is the command's own `--help`, taken from its parser when this site was built.",
+        "`gumbel-sinkhorn` (also `python -m gumbel_sinkhorn`) runs the experiments. Every section "
+        "below is the command's own `--help`, taken from its parser when this site was built.",
         "",
     ]
 
@@ -149,16 +149,16 @@ def examples_page(notebooks: list[Path]) -> str:
     lines = [
         "# Examples",
         "",
-        "Notebooks that run top to bottom on a CPU in a few minutes each (plots inline). Download one "
-        "below, or open it from `examples/` in a clone:",
+        "Notebooks that run top to bottom on a CPU in a few minutes each (plots inline). "
+        "Download one below, or open it from `examples/` in a clone:",
         "",
         "```bash",
         "make test            # or: python -m venv .venv && .venv/bin/pip install -e '.[dev]'",
         ".venv/bin/pip install jupyterlab && .venv/bin/jupyter lab examples/",
         "```",
         "",
-        "`GS_NOTEBOOK_QUICK=1` in the environment runs each with small settings in seconds (the test "
-        "suite runs every notebook that way: `tests/test_notebooks.py`). MNIST is read from "
+        "`GS_NOTEBOOK_QUICK=1` in the environment runs each with small settings in seconds (the "
+        "test suite runs every notebook that way: `tests/test_notebooks.py`). MNIST is read from "
         "`$GUMBEL_SINKHORN_DATA/mnist` when set, otherwise downloaded once.",
         "",
     ]
@@ -177,8 +177,8 @@ _NAV: list = []
 def on_files(files: Files, config) -> Files:
     api_nav: dict[str, list] = {title: [] for title, _ in SECTIONS}
     overview = ["# API reference", "",
-                "Every public module of the package, generated from the docstrings. The examples in "
-                "the docstrings run as doctests in the test suite.", ""]
+                "Every public module of the package, generated from the docstrings. The examples "
+                "in the docstrings run as doctests in the test suite.", ""]
     for name, path in public_modules():
         uri = f"api/{name}.md"
         files.append(File.generated(config, uri, content=module_page(name, path)))
