@@ -13,6 +13,7 @@ import argparse
 import ast
 import io
 import json
+import re
 import textwrap
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -70,7 +71,8 @@ def defined_here(path: Path) -> tuple[str, list[str]]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         and not node.name.startswith("_")
     ]
-    return (doc.strip().splitlines() or [""])[0], names
+    summary = (doc.strip().splitlines() or [""])[0]
+    return re.sub(r":\w+:`~?([^`]+)`", r"`\1`", summary), names
 
 
 def module_page(name: str, path: Path) -> str:
@@ -182,11 +184,13 @@ def on_files(files: Files, config) -> Files:
     for name, path in public_modules():
         uri = f"api/{name}.md"
         files.append(File.generated(config, uri, content=module_page(name, path)))
-        api_nav[section_of(name)].append({name: uri})
+        title = name if name == PACKAGE else name.removeprefix(PACKAGE + ".")
+        api_nav[section_of(name)].append({title: uri})
     for title, pages in api_nav.items():
         overview += [f"## {title}", "", "| module | |", "| --- | --- |"]
         for page in pages:
-            ((name, uri),) = page.items()
+            ((_, uri),) = page.items()
+            name = Path(uri).stem
             overview.append(f"| [`{name}`]({name}.md) | {defined_here(_path_of(name))[0]} |")
         overview.append("")
     overview += ["## Command line", "", "[`gumbel-sinkhorn` and its subcommands](cli.md)", ""]
