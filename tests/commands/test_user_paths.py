@@ -147,3 +147,22 @@ def test_resume_keeps_the_run_options_and_given_flags_win(tmp_path):
                      "--resume"]) == 0  # fmt: skip
     state = torch.load(RunFolder(run).checkpoint, weights_only=True)
     assert state["config"]["n"] == 4 and state["fit"]["lr"] == 0.05 and state["fit"]["epochs"] == 2
+
+
+def test_solve_takes_files_and_folders_in_one_call(capsys, tmp_path):
+    from gumbel_sinkhorn.data import load_dataset, load_image, save_image
+
+    digits = load_dataset("digits", "test", size=16).images[:3]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, image in enumerate(digits):
+        save_image(image.float() / 255, folder / f"d{i}.png")
+    extra = tmp_path / "extra.png"
+    save_image(digits[0].float() / 255, extra)
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "jigsaw", "solve", folder, extra, "--pretrained", "mnist-2x2",
+                        "--output", out)  # fmt: skip
+    assert code == 0, err
+    solved = sorted(p.name for p in out.glob("*-solved.png"))
+    assert solved == ["d0-solved.png", "d1-solved.png", "d2-solved.png", "extra-solved.png"]
+    assert load_image(out / "d1-solved.png").shape == digits[1].shape  # the size it was given
