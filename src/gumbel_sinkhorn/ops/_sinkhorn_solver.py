@@ -169,7 +169,7 @@ class _Solver:
         self.chunks, self.done, self.retry, self.worst = [], 0, True, 0.0
 
     def start(self) -> None:
-        """The first base and ``g = 0`` (here rather than in ``__init__``: on the block's thread)."""
+        """The first base and ``g = 0`` (on the block's thread, hence not in ``__init__``)."""
         x = self.problem.x
         self.f, self.g = -self.problem.row_max, x.new_zeros(x.shape[0], x.shape[-1])
         self.base = _balanced_base(x, self.f)
