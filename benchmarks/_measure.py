@@ -19,12 +19,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 
-def main(description: str, runs, argv=None) -> None:
+def main(description: str, runs, argv=None, options=None) -> None:
     """Parse the shared options, set the thread count, and call each ``run(args)`` in turn."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per contender")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    if options is not None:
+        options(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if "jax" not in sys.modules:  # JAX reads its thread count once, when it starts

@@ -1,6 +1,6 @@
 """Soft Sinkhorn: the seed's log_sinkhorn, pygmtools, POT and ours, side by side in one process.
 
-    .venv/bin/python benchmarks/sinkhorn.py [--repeat 5] [--threads N] [--quick]
+    .venv/bin/python benchmarks/sinkhorn.py [--repeat 5] [--threads N] [--quick] [--sizes 64x100]
 
 The seed (the tutorial's code, written here from its formula): alternate
 ``X -= logsumexp(X, -1)`` and ``X -= logsumexp(X, -2)`` on the whole matrix, ``n_iter`` times,
@@ -244,15 +244,23 @@ def table(results) -> str:
 
 def run(args) -> None:
     sizes, n_iters = ([(8, 9), (4, 30)], [5]) if args.quick else (SIZES, N_ITERS)
+    if getattr(args, "sizes", None):  # e.g. --sizes 64x100 8x400: these, at tau = 1 only
+        sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
     print(
         "\nSoft Sinkhorn, float32, tau = 1; × seed = speed-up over the seed, "
         "÷ seed = how many times less memory\n"
     )
     print(table(rows(sizes, n_iters, args.repeat)), flush=True)
+    if getattr(args, "sizes", None):
+        return
     sizes, n_iters = ([(8, 9)], [5]) if args.quick else (LOW_TAU_SIZES, [20])
     print(f"\nLow temperature: the same scores times {LOW_TAU_SCALE:g} (tau = 1 / that)\n")
     print(table(rows(sizes, n_iters, args.repeat, LOW_TAU_SCALE)), flush=True)
 
 
+def options(parser) -> None:
+    parser.add_argument("--sizes", nargs="+", help="(batch)x(N) pairs instead of the default")
+
+
 if __name__ == "__main__":
-    main(__doc__.split("\n")[0], [run])
+    main(__doc__.split("\n")[0], [run], options=options)
