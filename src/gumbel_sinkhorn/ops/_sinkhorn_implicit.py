@@ -40,7 +40,7 @@ def implicit_grad(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``dL/dx`` (B, R, M) from the plan ``P`` and ``H = dL/dlog P`` (zero where ``P`` is 0),
-    written into ``out`` when given.
+    written into ``out`` when given (which may be ``grad_log_plan`` itself: it is read first).
 
     ``differentiable``: solve ``S`` densely (O(M^3)) at any size, so that autograd
     differentiates the exact solution (second derivatives), not the steps of an iteration whose

@@ -293,14 +293,13 @@ class _SinkhornFunction(torch.autograd.Function):
         # the gradient with respect to log P; 0 where P is exactly 0
         grad = torch.where(out > float("-inf"), grad, 0.0) if ctx.settings.log else grad * out
         grad = _pad_rows(grad, ctx.rows)
-        blocks = ctx.blocks
-        if plan is None:  # unrolled: reverse overwrites each block of grad with its gradient
-            dx = grad
+        # grad is this function's own tensor: each block's gradient overwrites its block of it
+        blocks, dx = ctx.blocks, grad
+        if plan is None:
             _blocks.run(lambda i: reverse(ctx.solutions[i], grad[blocks[i]]), range(len(blocks)))
         else:
-            dx = torch.empty_like(grad)
             _blocks.run(
-                lambda i: implicit_grad(plan[blocks[i]], grad[blocks[i]], out=dx[blocks[i]]),
+                lambda i: implicit_grad(plan[blocks[i]], grad[blocks[i]], out=grad[blocks[i]]),
                 range(len(blocks)),
             )
         if ctx.settings.tau != 1:
