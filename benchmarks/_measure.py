@@ -11,25 +11,37 @@ are not seen, which is why it is only reported for the torch-based Sinkhorn cont
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 
-def main(description: str, runs, argv=None) -> None:
+def main(description: str, runs, argv=None, options=None) -> None:
     """Parse the shared options, set the thread count, and call each ``run(args)`` in turn."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per contender")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    if options is not None:
+        options(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if "jax" not in sys.modules:  # JAX reads its thread count once, when it starts
+        os.environ.setdefault("XLA_FLAGS", xla_flags(args.threads))
     if args.quick:
         args.repeat = min(args.repeat, 2)
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeat}")
     for run in runs:
         run(args)
+
+
+def xla_flags(threads: int) -> str:
+    """XLA's CPU flags for ``threads`` threads (one: Eigen's thread pool off)."""
+    eigen = "false" if threads == 1 else "true"
+    return f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
 
 
 def interleaved_best(calls: dict, repeat: int) -> dict:

@@ -32,7 +32,8 @@ def test_sinkhorn_benchmark_rows_agree_with_the_seed():
     results = sinkhorn_bench.rows([(3, 4)], [2], repeat=1)
     names = [r["name"] for r in results]
     assert names[0] == "seed" and {"ours", "ours implicit"} <= set(names)
-    assert all(r["deviation"] < 1e-5 and r["fwd"] > 0 and r["peak"] > 0 for r in results)
+    assert all(r["deviation"] < 1e-5 and r["fwd"] > 0 for r in results)
+    assert all(r["peak"] > 0 for r in results if r["name"] != "OTT-JAX")  # torch's profiler
     assert "| (3, 4) | 2 | ours |" in sinkhorn_bench.table(results)
 
 
