@@ -225,5 +225,5 @@ def _add_model_source(parser) -> None:
     parser.add_argument(
         "--pretrained", required=True, metavar="PATH",
         help="a ranking weights file (e.g. src/gumbel_sinkhorn/weights/rank-sinkhorn.pt), "
-        "a checkpoint or a run folder",
+        "a checkpoint, a run folder, or a shipped name (rank-sinkhorn, rank-neuralsort ...)",
     )  # fmt: skip

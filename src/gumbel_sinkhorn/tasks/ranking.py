@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -36,6 +37,7 @@ from ..ops import log_sinkhorn, matching, sample_gumbel
 LOSSES = ("permutation", "reconstruction")
 METRICS = ("exact_match", "elementwise")
 _EVAL_CHUNK = 100  # sets scored at once in evaluation
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"  # the shipped weights files
 _splits: dict[tuple[str, str | None], DigitSplit] = {}
 
 
@@ -231,8 +233,12 @@ def save_weights(path, task: RankingTask, model: torch.nn.Module, metrics=None):
 
 
 def load_model(path) -> tuple[RankingTask, RankingNet, dict]:
-    """``(task, model in eval mode, metrics)`` from a weights file, a checkpoint or a run folder."""
+    """``(task, model in eval mode, metrics)`` from a weights file, a checkpoint, a run folder or
+    the name of a shipped model (``"rank-sinkhorn"``: ``weights/rank-sinkhorn.pt``)."""
     path = os.fspath(path)
+    shipped = WEIGHTS_DIR / f"{path}.pt"
+    if not os.path.exists(path) and os.sep not in path and shipped.is_file():
+        path = os.fspath(shipped)
     if os.path.isdir(path):
         path = os.path.join(path, "checkpoint.pt")
     payload = checkpoint.load(path, "weights", "checkpoint")
