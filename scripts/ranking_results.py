@@ -65,7 +65,12 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
     parser.add_argument("--no-report", action="store_true",
                         help="train and test only: no JSON, figures or tables (one model of many)")
+    parser.add_argument("--loss-ablation", action="store_true",
+                        help="instead: our head with each loss for --ablation-steps steps")
+    parser.add_argument("--ablation-steps", type=int, default=1000)
     args = parser.parse_args(argv)
+    if args.loss_ablation:
+        return loss_ablation(args)
 
     results = {}
     for name in args.models:
@@ -103,6 +108,28 @@ def main(argv=None) -> int:
                         "--output", args.figures / "ranking-sets.png")  # fmt: skip
     curves(results, args.figures / "ranking-curves.png")
     print(tables(results))
+    return 0
+
+
+def loss_ablation(args) -> int:
+    """Our head trained with either loss, same steps, constant learning rate; test n = 5, 15."""
+    rows = {}
+    for loss in ("permutation", "reconstruction"):
+        run = args.runs / f"loss-{loss}"
+        train = ["ranking", "train", "--head", "sinkhorn", "--loss", loss, "--epochs", 1,
+                 "--steps", args.ablation_steps, "--lr", 1e-3, "--lr-schedule", "none",
+                 "--seed", 0, "--threads", 1, "--run-dir", run, "--quiet"]  # fmt: skip
+        out = args.runs / f"loss-{loss}-test.json"
+        if not out.exists():
+            resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
+            gumbel_sinkhorn(*train, *resume)
+            gumbel_sinkhorn("ranking", "evaluate", "--pretrained", run, "--n", 5, 15, "--sets",
+                            500, "--seed", 0, "--threads", 1, "--output", out)  # fmt: skip
+        rows[loss] = json.loads(out.read_text())["results"]
+    print(f"\n| loss ({args.ablation_steps} steps) | n = 5 | n = 15 |\n|---|---|---|")
+    for loss, r in rows.items():
+        cells = [f"{r[n]['exact_match']:.3f} ({r[n]['elementwise']:.3f})" for n in ("5", "15")]
+        print(f"| {loss} | " + " | ".join(cells) + " |")
     return 0
 
 
