@@ -31,6 +31,8 @@ MODELS = {  # weights name -> the options that differ
     "rank-neuralsort": ["--head", "neuralsort"],
     "rank-classic-3": ["--head", "classic", "--n", 3],
     "rank-classic-5": ["--head", "classic", "--n", 5],
+    "rank-classic-9": ["--head", "classic", "--n", 9],
+    "rank-classic-15": ["--head", "classic", "--n", 15],
 }
 SIZES = (3, 5, 7, 9, 15, 32)
 PUBLISHED = {  # NeuralSort's Table 1 (Grover et al. 2019): exact match (element-wise)

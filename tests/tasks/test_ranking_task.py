@@ -95,7 +95,7 @@ def test_a_perfect_scorer_scores_one():
             self.w = torch.nn.Parameter(torch.ones(()))
 
         def forward(self, x):
-            return -(x.new_tensor(sets.numbers.double()).unsqueeze(-1)
+            return -(torch.as_tensor(sets.numbers, dtype=x.dtype).unsqueeze(-1)
                      - torch.arange(9.0).mul(1000 / 8)).square()
 
     assert score_ranks(predict_ranks(Oracle(), compose(split("test"), sets.index)), sets.ranks) \
