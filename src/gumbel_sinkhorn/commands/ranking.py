@@ -127,6 +127,7 @@ def figure(args) -> int:
         predicted,
         sets.numbers,
         args.output,
+        digits=task.digits,
         title=f"{args.pretrained} ({task.head} head): {args.split} sets in predicted order, "
         "errors in red",
     )
