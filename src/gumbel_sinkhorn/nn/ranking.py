@@ -77,6 +77,16 @@ def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> 
     return -log_scale.exp() * (u.unsqueeze(-1) - r).square()
 
 
+def _pictures(x: torch.Tensor, digits: int) -> None:
+    """Check that ``x`` holds pictures of ``digits`` digits side by side, ``(..., 28, 28·d)``."""
+    _checks.tensor(x, "pictures", min_dim=2, floating=True)
+    if tuple(x.shape[-2:]) != (DIGIT, DIGIT * digits):
+        raise ValueError(
+            f"expected pictures of {digits} digits (..., {DIGIT}, {DIGIT * digits}), "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
 class DigitCNN(nn.Module):
     """Item features from its digits: the same small CNN reads every 28 x 28 digit, an MLP
     combines the ``digits`` digit features into the item's ``hidden`` features.
@@ -110,12 +120,7 @@ class DigitCNN(nn.Module):
         self.combine = nn.Sequential(nn.Linear(self.digits * self.features, self.hidden), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _checks.tensor(x, "pictures", min_dim=2, floating=True)
-        if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
-            raise ValueError(
-                f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
-                f" got shape {tuple(x.shape)}"
-            )
+        _pictures(x, self.digits)
         lead = x.shape[:-2]
         digits = x.reshape(-1, DIGIT, self.digits, DIGIT).transpose(1, 2)
         f = self.digit(digits.reshape(-1, 1, DIGIT, DIGIT))  # (items · digits, features)
@@ -149,12 +154,7 @@ class ProtocolCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _checks.tensor(x, "pictures", min_dim=2, floating=True)
-        if tuple(x.shape[-2:]) != (DIGIT, DIGIT * self.digits):
-            raise ValueError(
-                f"expected pictures of {self.digits} digits (..., {DIGIT}, {DIGIT * self.digits}),"
-                f" got shape {tuple(x.shape)}"
-            )
+        _pictures(x, self.digits)
         lead = x.shape[:-2]
         return self.net(x.reshape(-1, 1, *x.shape[-2:])).reshape(*lead, -1)
 
