@@ -25,13 +25,17 @@ SMALL = dict(digits=1, n=(3, 5), width=4, hidden=16, items=40, val_n=(5,), val_s
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Every head trained for a few seconds on one-digit numbers: ranking supervision alone."""
-    runs = {}
-    for head in ("sinkhorn", "neuralsort", "classic"):
-        n = (5,) if head == "classic" else SMALL["n"]
-        task = RankingTask(head=head, **{**SMALL, "n": n}, steps_per_epoch=40)
-        run = tmp_path_factory.mktemp(head)
-        history = fit(task, run, epochs=2, lr=3e-3, progress=False, device="cpu")
-        runs[head] = (task, run, history)
+    runs, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: one thread is fastest, most of all on a busy CPU
+    try:
+        for head in ("sinkhorn", "neuralsort", "classic"):
+            n = (5,) if head == "classic" else SMALL["n"]
+            task = RankingTask(head=head, **{**SMALL, "n": n}, steps_per_epoch=40)
+            run = tmp_path_factory.mktemp(head)
+            history = fit(task, run, epochs=2, lr=3e-3, progress=False, device="cpu")
+            runs[head] = (task, run, history)
+    finally:
+        torch.set_num_threads(threads)
     return runs
 
 
