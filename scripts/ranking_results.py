@@ -31,6 +31,7 @@ MODELS = {  # weights name -> the options that differ
     "rank-neuralsort": ["--head", "neuralsort"],
     "rank-classic-3": ["--head", "classic", "--n", 3],
     "rank-classic-5": ["--head", "classic", "--n", 5],
+    "rank-classic-7": ["--head", "classic", "--n", 7],
     "rank-classic-9": ["--head", "classic", "--n", 9],
     "rank-classic-15": ["--head", "classic", "--n", 15],
 }
@@ -158,16 +159,22 @@ def curves(results: dict, path: Path) -> None:
 
 
 def tables(results: dict) -> str:
-    """The Markdown table: measured rows, then the published ones."""
+    """The Markdown table: measured rows (the classic heads, one per n, in one row), published."""
     head = "| method | " + " | ".join(f"n = {n}" for n in SIZES) + " | steps | training |"
     lines = [head, "|" + "---|" * (len(SIZES) + 3)]
+    rows = {}  # row label -> [(results of one model), ...]
     for name, r in results.items():
+        rows.setdefault("classic head" if r["head"] == "classic" else name, []).append(r)
+    for label, models in rows.items():
         cells = []
         for n in SIZES:
-            m = r["test"].get(str(n))
+            m = next((r["test"][str(n)] for r in models if str(n) in r["test"]), None)
             cells.append(f"{m['exact_match']:.3f} ({m['elementwise']:.3f})" if m else "–")
-        lines.append(f"| {name} (ours, measured) | " + " | ".join(cells)
-                     + f" | {r['steps']:,} | {r['train_seconds'] / 60:.0f} min |")  # fmt: skip
+        steps = "/".join(sorted({f"{r['steps']:,}" for r in models}))
+        minutes = sorted(round(r["train_seconds"] / 60) for r in models)
+        wall = f"{minutes[0]} min" if minutes[0] == minutes[-1] else \
+            f"{minutes[0]}–{minutes[-1]} min each"
+        lines.append(f"| {label} (measured) | " + " | ".join(cells) + f" | {steps} | {wall} |")
     for name, row in PUBLISHED.items():
         cells = [f"{e:.3f} ({w:.3f})" for e, w in row] + ["–"]
         lines.append(f"| {name} (published) | " + " | ".join(cells) + " | 100,000 | – |")
