@@ -113,6 +113,8 @@ def test_bad_options_are_clear_errors():
         RankingTask(n=(1, 5))
     with pytest.raises(ValueError, match="loss_kind must be one of"):
         RankingTask(loss_kind="l1")
+    with pytest.raises(FileNotFoundError, match="nor a shipped ranking model .*rank-sinkhorn"):
+        load_model("rank-nothing")
     task = dataclasses.replace(RankingTask(**SMALL, steps_per_epoch=1), n=(11,))
     with pytest.raises(ValueError, match="only 10"):
         task.train_batches(0, torch.Generator())

@@ -239,6 +239,11 @@ def load_model(path) -> tuple[RankingTask, RankingNet, dict]:
     shipped = WEIGHTS_DIR / f"{path}.pt"
     if not os.path.exists(path) and os.sep not in path and shipped.is_file():
         path = os.fspath(shipped)
+    if not os.path.exists(path):
+        names = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob("rank-*.pt"))) or "none"
+        raise FileNotFoundError(
+            f"{path!r} is neither a file, a run folder nor a shipped ranking model ({names})"
+        )
     if os.path.isdir(path):
         path = os.path.join(path, "checkpoint.pt")
     payload = checkpoint.load(path, "weights", "checkpoint")
