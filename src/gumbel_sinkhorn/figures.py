@@ -182,13 +182,15 @@ def ranked_sets(
     numbers: torch.Tensor,
     path: str | os.PathLike,
     *,
+    digits: int = 0,
     title: str | None = None,
 ) -> Path:
     """Sets of pictures drawn in predicted order (one row per set), wrong ranks framed in red.
 
     ``pictures`` ``(S, n, H, W)`` in [0, 1], ``predicted`` ``(S, n)`` the predicted rank of each
     item, ``numbers`` ``(S, n)`` the values they show. Above each picture its true value; an item
-    whose predicted rank is not its true rank gets a red frame and its true rank.
+    whose predicted rank is not its true rank gets a red frame and its true rank. Values are
+    written with ``digits`` digits (leading zeros), as the pictures show them.
     """
     plt = _pyplot()
     from matplotlib.patches import Rectangle
@@ -205,7 +207,7 @@ def ranked_sets(
             ax.set_xticks([])
             ax.set_yticks([])
             wrong = int(true[s, item]) != j
-            label = f"{int(numbers[s, item])}"
+            label = f"{int(numbers[s, item]):0{digits}d}"
             if wrong:
                 label += f" (rank {int(true[s, item]) + 1})"
             ax.set_title(label, fontsize=6, color="red" if wrong else "black")

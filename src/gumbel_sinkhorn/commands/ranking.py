@@ -122,6 +122,7 @@ def figure(args) -> int:
         predicted,
         sets.numbers,
         output,
+        digits=cfg.digits,
         title=f"{args.pretrained} ({cfg.head} head): {args.split} sets in predicted order, "
         "errors in red",
     )
