@@ -20,9 +20,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from gumbel_sinkhorn.commands import ranking as command
-from gumbel_sinkhorn.pretrained import WEIGHTS_DIR
-from gumbel_sinkhorn.tasks.ranking import load_model
+from gumbel_sinkhorn import cli
+from gumbel_sinkhorn.pretrained import WEIGHTS_DIR, load_model
 
 RECIPE = ["--epochs", 12, "--steps", 500, "--items", 100, "--lr", 1e-3, "--seed", 0,
           "--threads", 1]  # fmt: skip
@@ -51,10 +50,7 @@ def gumbel_sinkhorn(*args) -> str:
     args = [str(a) for a in args]
     line = "gumbel-sinkhorn " + shlex.join(args)
     print("$ " + line, flush=True)
-    parser = argparse.ArgumentParser(prog="gumbel-sinkhorn")
-    command.register(parser.add_subparsers(dest="command", required=True))
-    parsed = parser.parse_args(args)
-    if parsed.func(parsed) != 0:
+    if cli.main(args) != 0:
         sys.exit(f"failed: {line}")
     return line
 
@@ -93,8 +89,8 @@ def main(argv=None) -> int:
         task, _, metrics = load_model(weights)
         history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         results[name] = {
-            "head": task.head,
-            "train_n": list(task.n),
+            "head": task.config.head,
+            "train_n": list(task.config.n),
             "steps": metrics["steps"],
             "train_seconds": metrics["train_seconds"],
             "test": json.loads(out.read_text())["results"],

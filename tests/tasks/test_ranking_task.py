@@ -1,4 +1,8 @@
-"""The ranking task on the task contract: registry, a tiny fit, config round trip, clear errors."""
+"""The ranking task on the task contract: registry, config round trip, clear errors, and (with
+MNIST) tiny runs that learn to rank, weights that round trip, losses that reach the CNN."""
+
+import dataclasses
+import os
 
 import pytest
 
@@ -7,10 +11,24 @@ from gumbel_sinkhorn.configs.ranking import RankingConfig
 from gumbel_sinkhorn.errors import InvalidValueError
 from gumbel_sinkhorn.tasks import task_class
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 TINY = dict(n=(3,), digits=1, items=12, steps_per_epoch=2, val_n=(3,), val_sets=4, width=2,
             hidden=8)  # fmt: skip
+SMALL = dict(digits=1, n=(3, 5), width=4, hidden=16, items=40, val_n=(5,), val_sets=100)
+HEADS = ("sinkhorn", "neuralsort", "classic")
+needs_mnist = pytest.mark.skipif(
+    not os.environ.get("GUMBEL_SINKHORN_DATA"), reason="needs MNIST ($GUMBEL_SINKHORN_DATA)"
+)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions: one thread is fastest, most of all on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_the_task_registers():
@@ -35,7 +53,27 @@ def test_bad_options_are_invalid_value_errors(options):
         RankingConfig(**options)
 
 
-def test_tiny_fit_runs_and_saved_weights_load(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(head="classic", n=(3, 5)), "classic head ranks sets of one size"),
+        (dict(n=(1, 5)), "n \\(items per set\\) must be an integer >= 2"),
+        (dict(loss_kind="l1"), "loss_kind must be one of"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(options, message):
+    with pytest.raises(InvalidValueError, match=message):
+        RankingConfig(**options)
+
+
+def test_a_missing_model_names_the_shipped_ones():
+    from gumbel_sinkhorn.pretrained import load_model
+
+    with pytest.raises(InvalidValueError, match="nor a shipped model.*rank-sinkhorn"):
+        load_model("rank-nothing")
+
+
+def test_tiny_fit_runs_and_saved_weights_load(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("GUMBEL_SINKHORN_DATA", "/work/shared/data")
     from gumbel_sinkhorn.checkpoint import save_weights
     from gumbel_sinkhorn.pretrained import load_model
@@ -47,3 +85,122 @@ def test_tiny_fit_runs_and_saved_weights_load(tmp_path, monkeypatch):
     path = save_weights(tmp_path / "rank.pt", task, result.model.cpu(), result.metrics)
     loaded, model, metrics = load_model(path)
     assert loaded.config == task.config and "val_exact_match_n3" in metrics
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Every head trained for a few seconds on one-digit numbers: ranking supervision alone."""
+    from gumbel_sinkhorn.tasks.ranking import RankingTask
+    from gumbel_sinkhorn.train import fit
+
+    runs, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for head in HEADS:
+            n = (5,) if head == "classic" else SMALL["n"]
+            task = RankingTask.create(head=head, **{**SMALL, "n": n}, steps_per_epoch=40)
+            run = tmp_path_factory.mktemp(head)
+            result = fit(task, run, FitConfig(epochs=2, lr=3e-3), progress=False, device="cpu")
+            runs[head] = (task, run, result.history)
+    finally:
+        torch.set_num_threads(threads)
+    return runs
+
+
+@needs_mnist
+@pytest.mark.parametrize("head", HEADS)
+def test_a_tiny_run_learns_to_rank(trained, head, one_thread):
+    from gumbel_sinkhorn.pretrained import load_model
+    from gumbel_sinkhorn.tasks.ranking import evaluate_sets
+
+    task, run, history = trained[head]
+    assert history[-1]["loss"] < history[0]["loss"]
+    _, model, _ = load_model(run)
+    untrained = evaluate_sets(task.build_model().eval(), "val", 5, 300, 1, seed=7)
+    learned = evaluate_sets(model, "val", 5, 300, 1, seed=7)
+    assert learned["elementwise"] > max(0.5, untrained["elementwise"] + 0.2), (untrained, learned)
+
+
+@needs_mnist
+def test_a_scorer_trained_on_small_sets_ranks_larger_ones(trained, one_thread):
+    from gumbel_sinkhorn.pretrained import load_model
+    from gumbel_sinkhorn.tasks.ranking import evaluate_sets
+
+    _, run, _ = trained["sinkhorn"]
+    model = load_model(run)[1]
+    assert evaluate_sets(model, "test", 9, 200, 1, seed=0)["elementwise"] > 0.3  # chance: 1/9
+
+
+@needs_mnist
+def test_weights_round_trip_and_test_sets_are_fixed(trained, tmp_path, one_thread):
+    from gumbel_sinkhorn.checkpoint import save_weights
+    from gumbel_sinkhorn.pretrained import load_model
+    from gumbel_sinkhorn.tasks.ranking import evaluate_sets
+
+    task, run, _ = trained["sinkhorn"]
+    _, model, _ = load_model(run)
+    path = save_weights(tmp_path / "w.pt", task, model, {"note": 1.0})
+    task2, model2, metrics = load_model(path)
+    assert task2.config == task.config and metrics == {"note": 1.0}
+    assert evaluate_sets(model, "test", 7, 100, 1, 3) == evaluate_sets(model2, "test", 7, 100, 1, 3)
+
+
+@needs_mnist
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("kind", ["permutation", "reconstruction"])
+def test_losses_are_finite_and_reach_the_cnn(head, kind, one_thread):
+    from gumbel_sinkhorn.tasks.ranking import RankingTask
+
+    sampling = dataclasses.replace(RankingConfig().sampling, n_samples=3)
+    task = RankingTask.create(head=head, loss_kind=kind, **{**SMALL, "n": (4,)},
+                              sampling=sampling, steps_per_epoch=1)  # fmt: skip
+    model = task.build_model()
+    loss = task.loss(model, task.train_batches(0, torch.Generator().manual_seed(0))[0])
+    loss.backward()
+    grad = model.cnn.digit[0].weight.grad
+    assert loss.isfinite() and grad is not None and grad.abs().sum() > 0
+
+
+@needs_mnist
+def test_neuralsort_loss_is_the_cross_entropy_of_its_matrix(one_thread):
+    from gumbel_sinkhorn.data.multidigit import compose
+    from gumbel_sinkhorn.nn.ranking import neuralsort
+    from gumbel_sinkhorn.tasks.ranking import RankingTask, split
+
+    task = RankingTask.create(head="neuralsort", **{**SMALL, "n": (4,)}, steps_per_epoch=1)
+    model = task.build_model()
+    batch = task.train_batches(0, torch.Generator().manual_seed(0))[0]
+    scores = model.scores(compose(split("train"), batch.index))
+    P = neuralsort(scores, task.config.sampling.tau)  # row i: the i-th largest
+    order = batch.ranks.argsort(-1).flip(-1)  # the true item at each rank, largest first
+    expected = -P.gather(-1, order.unsqueeze(-1)).log().mean()
+    torch.testing.assert_close(task.loss(model, batch), expected)
+
+
+@needs_mnist
+def test_a_perfect_scorer_scores_one():
+    from gumbel_sinkhorn.data.multidigit import compose, sample_sets
+    from gumbel_sinkhorn.tasks.ranking import predict_ranks, score_ranks, split
+
+    sets = sample_sets(split("test"), 50, 9, 1, generator=torch.Generator().manual_seed(0))
+
+    class Oracle(torch.nn.Module):  # log_alpha from the true numbers: must rank perfectly
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return -(torch.as_tensor(sets.numbers, dtype=x.dtype).unsqueeze(-1)
+                     - torch.arange(9.0).mul(1000 / 8)).square()  # fmt: skip
+
+    predicted = predict_ranks(Oracle(), compose(split("test"), sets.index))
+    assert score_ranks(predicted, sets.ranks) == {"exact_match": 1.0, "elementwise": 1.0}
+
+
+@needs_mnist
+def test_more_items_per_set_than_the_digits_can_show_is_a_clear_error():
+    from gumbel_sinkhorn.tasks.ranking import RankingTask
+
+    task = RankingTask.create(**{**SMALL, "n": (11,)}, steps_per_epoch=1)
+    with pytest.raises(ValueError, match="only 10"):
+        task.train_batches(0, torch.Generator())
