@@ -20,7 +20,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from gumbel_sinkhorn import cli
+from _commands import gumbel_sinkhorn  # scripts/_commands.py
+
 from gumbel_sinkhorn.pretrained import WEIGHTS_DIR, load_model
 
 RECIPE = ["--epochs", 12, "--steps", 500, "--items", 100, "--lr", 1e-3, "--seed", 0,
@@ -43,16 +44,6 @@ PUBLISHED = {  # NeuralSort's Table 1 (Grover et al. 2019): exact match (element
     "stochastic NeuralSort": ((.927, .950), (.835, .926), (.741, .909), (.646, .895),
                               (.418, .862)),
 }  # fmt: skip
-
-
-def gumbel_sinkhorn(*args) -> str:
-    """Run ``gumbel-sinkhorn ARGS`` (the ranking command) in this process; return the line."""
-    args = [str(a) for a in args]
-    line = "gumbel-sinkhorn " + shlex.join(args)
-    print("$ " + line, flush=True)
-    if cli.main(args) != 0:
-        sys.exit(f"failed: {line}")
-    return line
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from gumbel_sinkhorn import cli, pretrained
+from _commands import gumbel_sinkhorn  # scripts/_commands.py
+
+from gumbel_sinkhorn import pretrained
 
 TESTS = {  # test lists: label -> options of `sorting evaluate`
     "U(0, 1)": ["--low", 0, "--high", 1],
@@ -34,16 +36,6 @@ MODELS = {
     "mlp-raw": ["--model", "mlp", "--no-standardize"],
 }
 RECIPE = ["--epochs", 6, "--steps", 100, "--batch", 10, "--lr", 0.1, "--seed", 0]
-
-
-def gumbel_sinkhorn(*args) -> str:
-    """Run the command in this process (exit on failure); return it as a shell line."""
-    args = [str(a) for a in args]
-    line = "gumbel-sinkhorn " + shlex.join(args)
-    print("$ " + line, flush=True)
-    if cli.main(args) != 0:
-        sys.exit(f"failed: {line}")
-    return line
 
 
 def main(argv=None) -> int:
