@@ -29,6 +29,7 @@ GUIDES = {
     "Architecture": "ARCHITECTURE.md",
     "Results": "RESULTS.md",
     "Sorting": "SORTING.md",
+    "Ranking": "RANKING.md",
     "Benchmarks": "BENCHMARKS.md",
     "Reliability": "RELIABILITY.md",
 }
