@@ -73,8 +73,8 @@ def test_a_missing_model_names_the_shipped_ones():
         load_model("rank-nothing")
 
 
-def test_tiny_fit_runs_and_saved_weights_load(tmp_path, monkeypatch, one_thread):
-    monkeypatch.setenv("GUMBEL_SINKHORN_DATA", "/work/shared/data")
+@needs_mnist
+def test_tiny_fit_runs_and_saved_weights_load(tmp_path, one_thread):
     from gumbel_sinkhorn.checkpoint import save_weights
     from gumbel_sinkhorn.pretrained import load_model
     from gumbel_sinkhorn.train import fit
