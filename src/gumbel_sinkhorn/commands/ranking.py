@@ -15,6 +15,7 @@ from ._common import (
     Actions,
     UsageError,
     add_config_options,
+    add_data_root,
     add_fit_options,
     add_model_source,
     int_at_least,
@@ -39,7 +40,7 @@ def train(args) -> int:
         torch.set_num_threads(args.threads)
     weights = output_path(args.weights, (".pt",), "--weights")
     config, fit_config, state = run_configs(args, RankingConfig(), FIT_DEFAULTS)
-    task = RankingTask(config)
+    task = RankingTask(config, data_root=args.data_root)
     start = time.perf_counter()
     result = fit(
         task, args.run_dir, fit_config, resume=state or False, progress=progress(args),
@@ -59,10 +60,10 @@ def train(args) -> int:
     return 0
 
 
-def _load(source):
+def _load(source, data_root=None):
     from ..pretrained import load_model
 
-    task, model, _ = load_model(source)
+    task, model, _ = load_model(source, data_root=data_root)
     if task.name != "ranking":
         raise UsageError(f"{source} holds a {task.name} model, not a ranking model")
     return task, model
@@ -82,7 +83,7 @@ def evaluate(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     output = output_path(args.output, (".json",), "--output")
-    task, model = _load(args.pretrained)
+    task, model = _load(args.pretrained, args.data_root)
     head = task.config.head
     report = {"model": str(args.pretrained), "head": head, "split": args.split,
               "sets": args.sets, "seed": args.seed, "results": {}}  # fmt: skip
@@ -109,7 +110,7 @@ def figure(args) -> int:
     from ..tasks.ranking import predict_ranks
 
     output = output_path(args.output, (".png",), "--output")
-    task, model = _load(args.pretrained)
+    task, model = _load(args.pretrained, args.data_root)
     cfg = task.config
     n = cfg.n[0] if cfg.head == "classic" else args.n
     data = task.split(args.split)
@@ -159,6 +160,7 @@ def register(commands) -> None:
         help=f"validation set sizes (default: {' '.join(map(str, defaults.val_n))})",
     )  # fmt: skip
     add_fit_options(p, FIT_DEFAULTS)
+    add_data_root(p)
     p.add_argument("--weights", metavar="PATH", help="also write a small weights file")
     p.add_argument("--threads", type=int_at_least(1), help="torch CPU threads (default: torch's)")
     p.set_defaults(func=train)
@@ -170,6 +172,7 @@ def register(commands) -> None:
         "by hard matching; print the metrics, and write them as JSON with --output.",
     )
     add_model_source(p, prefixes=("rank",))
+    add_data_root(p)
     p.add_argument("--n", type=int_at_least(2), nargs="+", default=list(TEST_SIZES),
                    help="set sizes (a classic head: its own only)")  # fmt: skip
     p.add_argument("--sets", type=int_at_least(1), default=1000, help="sets per size")
@@ -186,6 +189,7 @@ def register(commands) -> None:
         "wrongly placed items marked.",
     )
     add_model_source(p, prefixes=("rank",))
+    add_data_root(p)
     p.add_argument("--output", required=True, metavar="PNG", help="where to write the figure")
     p.add_argument("--n", type=int_at_least(2), default=9,
                    help="items per set (a classic head: its own)")  # fmt: skip

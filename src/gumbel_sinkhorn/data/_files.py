@@ -79,23 +79,23 @@ def download(urls: Sequence[str], dest: Path, md5: str) -> Path:
 
 def _fetch(url: str, dest: Path, md5: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with urlopen(url, timeout=60) as response:  # a network error is said as such, not as a write
+        expected = response.headers.get("Content-Length")
+        total = int(expected) if expected is not None else None
 
-    def write(out) -> None:
-        digest, received = hashlib.md5(), 0
-        with urlopen(url, timeout=60) as response:
-            expected = response.headers.get("Content-Length")
-            total = int(expected) if expected is not None else None
+        def write(out) -> None:
+            digest, received = hashlib.md5(), 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {url}") as bar:
                 while chunk := response.read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-        if expected is not None and received != int(expected):
-            raise CorruptFileError(f"truncated download: {received} of {expected} bytes")
-        if digest.hexdigest() != md5:
-            raise CorruptFileError(
-                f"MD5 {digest.hexdigest()} does not match the published checksum {md5}"
-            )
+            if expected is not None and received != int(expected):
+                raise CorruptFileError(f"truncated download: {received} of {expected} bytes")
+            if digest.hexdigest() != md5:
+                raise CorruptFileError(
+                    f"MD5 {digest.hexdigest()} does not match the published checksum {md5}"
+                )
 
-    atomic_write(dest, write)  # the file appears only once its checksum is right
+        atomic_write(dest, write)  # the file appears only once its checksum is right
