@@ -124,7 +124,7 @@ class Settings:
     steps: int = 300
     lr: float = 0.1
     tau: float = 1.0
-    n_iter: int = 20
+    n_iter: int = 10
     n_samples: int = 1
     sweeps: int = 100
     n_steps: int = 1000

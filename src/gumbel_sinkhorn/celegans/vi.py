@@ -147,7 +147,7 @@ def _marginals(method, scores, mask, tau, n_iter, perm, n_samples) -> torch.Tens
     if method == "naive":
         return torch.softmax(scores, dim=-1)  # the Dirichlets' means
     if method == "map":
-        return sinkhorn(scores, n_iter, tau=tau, mask=mask)
+        return sinkhorn(scores, max(n_iter, 200), tau=tau, mask=mask)  # rows sum to 1 too
     if n_samples == 0:
         return torch.nn.functional.one_hot(perm, scores.shape[-1]).to(scores.dtype)
     return GumbelMatching(scores).sample((n_samples,)).mean(0)

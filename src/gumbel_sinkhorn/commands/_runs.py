@@ -43,6 +43,4 @@ def resumed(args: argparse.Namespace) -> argparse.Namespace:
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options a run keeps in its checkpoint: all but those of this invocation alone."""
     plain = (str, int, float, bool, type(None))
-    return {
-        k: v for k, v in vars(args).items() if k not in PER_INVOCATION and isinstance(v, plain)
-    }
+    return {k: v for k, v in vars(args).items() if k not in PER_INVOCATION and isinstance(v, plain)}

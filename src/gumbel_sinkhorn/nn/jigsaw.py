@@ -155,8 +155,12 @@ class SinkhornPieceNet(nn.Module):
         state = self.state_dict()
         for layer in want[len(have) :]:
             prefix = next(k for k, v in self.named_modules() if v is layer) + "."
-            for key in ("self_attn.out_proj.weight", "self_attn.out_proj.bias", "linear2.weight",
-                        "linear2.bias"):
+            for key in (
+                "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias",
+                "linear2.weight",
+                "linear2.bias",
+            ):
                 state[prefix + key] = torch.zeros_like(state[prefix + key])
         first_conv = "g1.0.weight"
         for key, value in smaller.state_dict().items():
