@@ -34,3 +34,13 @@ def easy():
     two names in both worms while the weights follow)."""
     config = SimulationConfig(n_worms=2, n_steps=2000, eta=0.0, n_known=6)
     return simulate(config, seed=2, connectome=tiny_connectome())
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as the experiments run: on a busy 2-core machine two threads of small
+    matrix products wait on each other tens of times longer than they compute."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

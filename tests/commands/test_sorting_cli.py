@@ -17,24 +17,43 @@ def run(capsys, *args):
 def weights(tmp_path_factory):
     """A run trained through the CLI (tiny), and its weights file."""
     folder = tmp_path_factory.mktemp("cli")
-    args = ["sorting", "train", "--n", "5", "--epochs", "2", "--steps", "20", "--eval-lists", "50",
-            "--run-dir", folder / "run", "--weights", folder / "sort-5.pt", "--quiet"]
+    args = [
+        "sorting",
+        "train",
+        "--n",
+        "5",
+        "--epochs",
+        "2",
+        "--steps",
+        "20",
+        "--eval-lists",
+        "50",
+        "--run-dir",
+        folder / "run",
+        "--weights",
+        folder / "sort-5.pt",
+        "--quiet",
+    ]
     assert cli.main([str(a) for a in args]) == 0
     return folder
 
 
 def test_train_writes_checkpoint_metrics_and_weights(weights):
     assert (weights / "run" / "checkpoint.pt").is_file()
-    rows = [json.loads(line) for line in (weights / "run" / "metrics.jsonl").read_text().split("\n")
-            if line]
+    rows = [
+        json.loads(line)
+        for line in (weights / "run" / "metrics.jsonl").read_text().split("\n")
+        if line
+    ]
     assert [r["epoch"] for r in rows] == [1, 2] and "prop_any_wrong" in rows[-1]
     task, model, metrics = pretrained.load_model(weights / "sort-5.pt")
     assert task.name == "sorting" and task.n == 5 and metrics["train_seconds"] > 0
 
 
 def test_train_resume_continues_with_the_runs_options(weights, capsys):
-    code, out, _ = run(capsys, "train", "--epochs", 3, "--run-dir", weights / "run", "--resume",
-                       "--quiet")
+    code, out, _ = run(
+        capsys, "train", "--epochs", 3, "--run-dir", weights / "run", "--resume", "--quiet"
+    )
     assert code == 0 and "trained 3 epochs" in out
     assert len((weights / "run" / "metrics.jsonl").read_text().splitlines()) == 3
 
@@ -48,13 +67,28 @@ def test_train_refuses_to_overwrite_a_run(weights, capsys):
 def test_evaluate_shipped_weights(name, tmp_path, capsys):
     """Shipped models on a shifted range: the JSON holds the metrics of a direct computation."""
     out_file = tmp_path / "m.json"
-    code, out, _ = run(capsys, "evaluate", "--pretrained", name, "--n-lists", 100, "--low", 0,
-                       "--high", 10, "--seed", 5, "--output", out_file)
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--pretrained",
+        name,
+        "--n-lists",
+        100,
+        "--low",
+        0,
+        "--high",
+        10,
+        "--seed",
+        5,
+        "--output",
+        out_file,
+    )
     assert code == 0 and "prop_any_wrong" in out
     report = json.loads(out_file.read_text())
     task, model, _ = pretrained.load_model(name)
-    lists = sample_lists(100, task.n, Distribution(low=0, high=10),
-                         generator=torch.Generator().manual_seed(5))
+    lists = sample_lists(
+        100, task.n, Distribution(low=0, high=10), generator=torch.Generator().manual_seed(5)
+    )
     with torch.no_grad():
         scores = model(lists.random)
     from gumbel_sinkhorn import kendall_tau, matching
@@ -71,8 +105,20 @@ def test_evaluate_shipped_weights(name, tmp_path, capsys):
 
 
 def test_evaluate_a_run_folder_on_normal_lists(weights, capsys, tmp_path):
-    code, out, _ = run(capsys, "evaluate", "--pretrained", weights / "run", "--n-lists", 20,
-                       "--distribution", "normal", "--mean", 3, "--std", 100)
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--pretrained",
+        weights / "run",
+        "--n-lists",
+        20,
+        "--distribution",
+        "normal",
+        "--mean",
+        3,
+        "--std",
+        100,
+    )
     assert code == 0 and "N(3, 100^2)" in out
 
 
@@ -91,8 +137,10 @@ def test_figure(weights, tmp_path, capsys):
         (["train", "--batch", -2, "--run-dir", "{tmp}/r"], "batch must be >= 1"),
         (["evaluate", "--pretrained", "{weights}", "--low", 2, "--high", 1], "low < high"),
         (["evaluate", "--pretrained", "{weights}", "--n-lists", -5], "eval_lists must be >= 1"),
-        (["evaluate", "--pretrained", "{weights}", "--distribution", "normal", "--std", 0],
-         "std > 0"),
+        (
+            ["evaluate", "--pretrained", "{weights}", "--distribution", "normal", "--std", 0],
+            "std > 0",
+        ),
         (["evaluate", "--pretrained", "no-such-model"], "neither a file, a run folder nor"),
     ],
 )
@@ -106,8 +154,9 @@ def test_bad_arguments_one_line_exit_2(args, message, weights, tmp_path, capsys)
 def test_help_documents_every_option(capsys):
     import argparse
 
-    commands = next(a for a in cli.build_parser()._actions
-                    if isinstance(a, argparse._SubParsersAction))
+    commands = next(
+        a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
     sorting = commands.choices["sorting"]
     actions = next(a for a in sorting._actions if isinstance(a, argparse._SubParsersAction))
     assert set(actions.choices) == {"train", "evaluate", "figure"}

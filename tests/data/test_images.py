@@ -12,8 +12,9 @@ from gumbel_sinkhorn.data import (
 
 
 def random_image(c, h, w, seed=0):
-    return torch.randint(0, 256, (c, h, w), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (c, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 @pytest.mark.parametrize("c", [1, 3])

@@ -7,8 +7,11 @@ from gumbel_sinkhorn.data.numbers import Distribution, sample_lists
 from gumbel_sinkhorn.tasks.sorting import SortingTask, predict_positions, score
 from gumbel_sinkhorn.train import fit
 
-SHIFTED = [Distribution(low=0, high=10), Distribution(low=1000, high=1001),
-           Distribution(low=-5, high=5)]
+SHIFTED = [
+    Distribution(low=0, high=10),
+    Distribution(low=1000, high=1001),
+    Distribution(low=-5, high=5),
+]
 
 
 @pytest.fixture(scope="module", params=[5, 10])

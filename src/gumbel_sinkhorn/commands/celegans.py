@@ -70,7 +70,7 @@ def infer_cmd(args) -> int:
             lr=args.lr,
             tau=args.tau,
             n_iter=args.n_iter,
-            n_samples=args.samples,
+            n_samples=args.n_samples,
             seed=args.seed,
             progress=not args.quiet,
         )
