@@ -131,6 +131,34 @@ class Settings:
     position_noise: float = 0.0
 
 
+def run_method(
+    worms,
+    method: str,
+    settings: Settings = Settings(),
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    marginal_samples: int = 0,
+):
+    """Run one of ``METHODS`` on ``worms`` with ``settings``: an ``InferenceResult``."""
+    if method == "mcmc":
+        return fit_mcmc(worms, sweeps=settings.sweeps, seed=seed, progress=progress)
+    if method not in VI_METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return fit_vi(
+        worms,
+        method=method,
+        steps=settings.steps,
+        lr=settings.lr,
+        tau=settings.tau,
+        n_iter=settings.n_iter,
+        n_samples=settings.n_samples,
+        seed=seed,
+        marginal_samples=marginal_samples,
+        progress=progress,
+    )
+
+
 def run_cell(
     cell: Cell,
     sim_index: int,
@@ -151,23 +179,7 @@ def run_cell(
         "seconds": {},
     }
     for method in methods:
-        if method in VI_METHODS:
-            result = fit_vi(
-                sim.worms,
-                method=method,
-                steps=settings.steps,
-                lr=settings.lr,
-                tau=settings.tau,
-                n_iter=settings.n_iter,
-                n_samples=settings.n_samples,
-                seed=sim_index,
-                marginal_samples=0,
-                progress=progress,
-            )
-        elif method == "mcmc":
-            result = fit_mcmc(sim.worms, sweeps=settings.sweeps, seed=sim_index, progress=progress)
-        else:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        result = run_method(sim.worms, method, settings, seed=sim_index, progress=progress)
         record["accuracy"][method] = accuracy(result.perm, sim)
         record["seconds"][method] = result.seconds
     return record

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..celegans import Simulation, SimulationConfig, Worms, accuracy, fit_mcmc, fit_vi, simulate
-from ..celegans.experiment import METHODS, TABLES, Settings, markdown, reproduce
+from ..celegans import Simulation, SimulationConfig, Worms, accuracy, simulate
+from ..celegans.experiment import METHODS, TABLES, Settings, markdown, reproduce, run_method
 from ..celegans.figures import accuracy_figure, posterior_figure
 from ..data.celegans import load_connectome
 
@@ -60,20 +60,14 @@ def infer_cmd(args) -> int:
         if args.simulation
         else simulate(_config(args), seed=args.seed)
     )
-    if args.method == "mcmc":
-        result = fit_mcmc(sim.worms, sweeps=args.sweeps, seed=args.seed, progress=not args.quiet)
-    else:
-        result = fit_vi(
-            sim.worms,
-            method=args.method,
-            steps=args.steps,
-            lr=args.lr,
-            tau=args.tau,
-            n_iter=args.n_iter,
-            n_samples=args.n_samples,
-            seed=args.seed,
-            progress=not args.quiet,
-        )
+    result = run_method(
+        sim.worms,
+        args.method,
+        _settings(args),
+        seed=args.seed,
+        progress=not args.quiet,
+        marginal_samples=200,
+    )
     score = accuracy(result.perm, sim)
     print(
         f"{args.method}: accuracy {score:.4f} on the {int((~sim.worms.known).sum())} neurons "
@@ -107,7 +101,7 @@ def infer_cmd(args) -> int:
 def reproduce_cmd(args) -> int:
     torch.set_num_threads(args.threads)
     table = TABLES[args.table]
-    settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
+    settings = _settings(args)
     start = time.perf_counter()
     report = reproduce(
         table,
@@ -123,6 +117,10 @@ def reproduce_cmd(args) -> int:
     if args.figure:
         print(f"figure written to {accuracy_figure(table, report, args.figure)}")
     return 0
+
+
+def _settings(args) -> Settings:
+    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if f.name in args})
 
 
 def _config(args) -> SimulationConfig:
