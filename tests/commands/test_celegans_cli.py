@@ -58,6 +58,9 @@ def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):
     assert len(records) == 8 and all("naive" in r["accuracy"] for r in records)
     assert main(argv) == 0  # a rerun finds every record done
     assert len(json.loads(out.read_text())["records"]) == 8
+    capsys.readouterr()
+    assert main(["table", "--results", str(out)]) == 0
+    assert "| naive VI |" in capsys.readouterr().out
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):

@@ -119,6 +119,21 @@ def reproduce_cmd(args) -> int:
     return 0
 
 
+def table_cmd(args) -> int:
+    if not Path(args.results).is_file():
+        raise FileNotFoundError(f"no results file {args.results} (write one with `reproduce`)")
+    report = json.loads(Path(args.results).read_text())
+    if report.get("table") not in TABLES:
+        raise ValueError(f"{args.results} holds no table records (expected one of {tuple(TABLES)})")
+    table = TABLES[report["table"]]
+    sims = sorted({r["sim"] for r in report["records"]})
+    print(f"{table.title}; ours ± std over simulations {sims} (published):")
+    print(markdown(table, report))
+    if args.figure:
+        print(f"figure written to {accuracy_figure(table, report, args.figure)}")
+    return 0
+
+
 def _settings(args) -> Settings:
     return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if f.name in args})
 
@@ -268,6 +283,11 @@ def register(commands) -> None:
     p.add_argument("--figure", metavar="PNG", help="accuracy against mean candidates")
     _common(p)
     p.set_defaults(func=reproduce_cmd)
+
+    p = actions.add_parser("table", help="print a table (and draw its figure) from records")
+    p.add_argument("--results", required=True, metavar="JSON", help="what reproduce wrote")
+    p.add_argument("--figure", metavar="PNG", help="accuracy against mean candidates")
+    p.set_defaults(func=table_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
