@@ -72,7 +72,8 @@ def posterior_figure(
     top: int = 8,
 ) -> Path:
     """For each recorded neuron in ``neurons``, a bar chart of its ``top`` most probable names
-    under ``marginals`` ``(N, N)``; the true name's bar is drawn in orange."""
+    under ``marginals`` ``(N, N)``; the true name's bar is drawn in orange, and its name and
+    probability are written beside the panel (also when it is not among the ``top``)."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(neurons), 1, figsize=(6, 1.6 * len(neurons)), squeeze=False)
     for ax, i in zip(axes[:, 0], neurons, strict=True):
@@ -83,7 +84,14 @@ def posterior_figure(
         ax.bar(range(len(order)), probs[order].numpy(), color=colors)
         ax.set_xticks(range(len(order)), [names[int(k)] for k in order], fontsize=7)
         ax.set_ylim(0, 1)
-        ax.set_ylabel(f"#{i}", rotation=0, ha="right", fontsize=8)
+        true = int(truth[i])
+        ax.set_ylabel(
+            f"#{i}\ntruly {names[true]}\np = {float(probs[true]):.2f}",
+            rotation=0,
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
     axes[0, 0].set_title("posterior over names (orange: the true name)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
