@@ -3,6 +3,7 @@ import torch
 
 from gumbel_sinkhorn.celegans import (
     SimulationConfig,
+    Worms,
     accuracy,
     candidate_mask,
     check_assignable,
@@ -100,3 +101,11 @@ def test_bad_settings_are_refused(option, value, message):
 def test_too_many_known_neurons(tiny):
     with pytest.raises(ValueError, match="n_known must be at most the 12 neurons"):
         simulate(SimulationConfig(n_known=13, n_steps=5), connectome=tiny)
+
+
+def test_worms_check_their_shapes(tiny):
+    worms = simulate(SimulationConfig(n_steps=5, eta=0.0, n_known=0), connectome=tiny).worms
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(1, 12, 12\)"):
+        Worms(worms.Y, worms.mask[:, :3], worms.known, worms.pattern)
+    with pytest.raises(TypeError, match="Y must have a floating-point dtype"):
+        Worms(worms.Y.long(), worms.mask, worms.known, worms.pattern)

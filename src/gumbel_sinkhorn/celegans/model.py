@@ -67,6 +67,21 @@ class Worms:
     pattern: torch.Tensor
     noise_std: float = 1.0
 
+    def __post_init__(self):
+        _checks.tensor(self.Y, "Y", min_dim=3, floating=True)
+        j, n, t = self.Y.shape
+        expected = {"mask": (j, n, n), "known": (j, n), "pattern": (n, n)}
+        for name, shape in expected.items():
+            value = _checks.tensor(getattr(self, name), name)
+            if value.dtype != torch.bool or tuple(value.shape) != shape:
+                raise ValueError(
+                    f"{name} must be a bool tensor of shape {shape} for Y of shape (J, N, T) = "
+                    f"{(j, n, t)}, got {value.dtype} {tuple(value.shape)}"
+                )
+        if t < 2:
+            raise ValueError(f"Y needs at least 2 time steps, got {t}")
+        _checks.positive(self.noise_std, "noise_std")
+
     @property
     def mean_candidates(self) -> float:
         """Mean number of allowed names of the neurons whose names are not given."""

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from ._files import ENV_VAR, CorruptFileError, check_md5
+from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, check_md5
 
 FILES = {
     "NeuronConnect.csv": "382ac96d36c5faf4c001b9c6ccb4b966",
@@ -83,10 +83,18 @@ def data_file(filename: str, root: str | os.PathLike | None = None) -> Path:
         raise ValueError(f"filename must be one of {tuple(FILES)}, got {filename!r}")
     if root is None:
         root = os.environ.get(ENV_VAR) or None
+    tried = []
     if root is not None:
         path = Path(root).expanduser() / "celegans" / filename
         if path.is_file():
             return path
+        tried.append(str(path.parent))
+    if not (SHIPPED / filename).is_file():
+        raise DatasetNotFoundError(
+            f"C. elegans table {filename} (md5 {FILES[filename]}) is neither in "
+            f"{tried + [str(SHIPPED)]}: put WormAtlas' tables as CSV into DIR/celegans/ and set "
+            f"{ENV_VAR}=DIR, or reinstall the package"
+        )
     return SHIPPED / filename
 
 
