@@ -1,10 +1,22 @@
 import numpy as np
 import pytest
 import torch
+from worm_fixtures import easy_simulation, single_thread
 
 from gumbel_sinkhorn.celegans import accuracy, fit_mcmc, fit_vi
 from gumbel_sinkhorn.celegans.likelihood import Stats
 from gumbel_sinkhorn.celegans.mcmc import _Chain
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def easy():
+    return easy_simulation()
 
 
 @pytest.mark.parametrize("method", ["gumbel-sinkhorn", "naive", "map"])

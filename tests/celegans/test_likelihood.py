@@ -1,7 +1,15 @@
+import pytest
 import torch
+from worm_fixtures import single_thread
 
 from gumbel_sinkhorn.celegans.likelihood import Stats, expected_sq_error
 from gumbel_sinkhorn.ops import sinkhorn
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with single_thread():
+        yield
 
 
 def test_expected_error_over_weights_matches_monte_carlo():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from worm_fixtures import single_thread, tiny_connectome
 
 from gumbel_sinkhorn.celegans import (
     SimulationConfig,
@@ -11,6 +12,17 @@ from gumbel_sinkhorn.celegans import (
     simulate,
 )
 from gumbel_sinkhorn.data.celegans import load_connectome
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture
+def tiny():
+    return tiny_connectome()
 
 
 def test_weights_are_antisymmetric_on_the_pattern_with_the_papers_radius():

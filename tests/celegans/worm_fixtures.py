@@ -1,4 +1,8 @@
-import pytest
+"""Helpers of the celegans tests (a plain module: a second conftest.py module name breaks the
+doctest collection of tests/conftest.py)."""
+
+import contextlib
+
 import torch
 
 from gumbel_sinkhorn.celegans import SimulationConfig, simulate
@@ -9,26 +13,18 @@ def tiny_connectome(n: int = 12, seed: int = 0, group: int = 3) -> Connectome:
     """A made-up worm: ``n`` neurons in groups of ``group`` at one position, random wiring."""
     g = torch.Generator().manual_seed(seed)
     upper = torch.triu(torch.rand(n, n, generator=g) < 0.4, diagonal=1)
-    chemical = upper.long()
-    gap = torch.zeros(n, n, dtype=torch.int64)
     positions = torch.arange(n, dtype=torch.float64).div(group).floor().div(10)
     return Connectome(
         names=tuple(f"N{i:02d}" for i in range(n)),
         positions=positions,
         regions=("H",) * n,
-        chemical=chemical,
-        gap=gap,
+        chemical=upper.long(),
+        gap=torch.zeros(n, n, dtype=torch.int64),
         unplaced=(),
     )
 
 
-@pytest.fixture
-def tiny() -> Connectome:
-    return tiny_connectome()
-
-
-@pytest.fixture(scope="module")
-def easy():
+def easy_simulation():
     """Two worms of 12 neurons, 3 candidates each, half of them named, long recordings: every
     method finds the names (seed 0 of the same settings traps VI in a local optimum: swapping
     two names in both worms while the weights follow)."""
@@ -36,11 +32,13 @@ def easy():
     return simulate(config, seed=2, connectome=tiny_connectome())
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
+@contextlib.contextmanager
+def single_thread():
     """One torch thread, as the experiments run: on a busy 2-core machine two threads of small
     matrix products wait on each other tens of times longer than they compute."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
