@@ -30,14 +30,20 @@ def _pyplot():
 
 def accuracy_figure(table: Table, report: dict, path: str | os.PathLike) -> Path:
     """One panel per row group (1 worm, 4 worms): mean accuracy (± std over simulations) of
-    every method against the mean number of candidate names, from ``reproduce``'s records."""
+    every method against the mean number of candidate names, from ``reproduce``'s records; the
+    published accuracies of the same cells dashed, in the same colour."""
     plt = _pyplot()
     fig, axes = plt.subplots(
-        1, len(table.groups), figsize=(5 * len(table.groups), 3.8), sharey=True, squeeze=False
+        1,
+        len(table.groups),
+        figsize=(5 * len(table.groups), 3.8),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
     )
-    for ax, group in zip(axes[0], table.groups, strict=True):
+    for g, (ax, group) in enumerate(zip(axes[0], table.groups, strict=True)):
         for method in METHODS:
-            xs, means, stds = [], [], []
+            xs, means, stds, published = [], [], [], []
             for column in table.columns:
                 records = [
                     r
@@ -50,13 +56,25 @@ def accuracy_figure(table: Table, report: dict, path: str | os.PathLike) -> Path
                 xs.append(sum(r["mean_candidates"] for r in records) / len(records))
                 means.append(float(acc.mean()))
                 stds.append(float(acc.std()) if len(acc) > 1 else 0.0)
+                published.append(table.published[method][column][g])
             if xs:
-                ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=LABELS[method])
+                line = ax.errorbar(
+                    xs, means, yerr=stds, marker="o", capsize=3, label=LABELS[method]
+                )
+                ax.plot(
+                    xs,
+                    published,
+                    linestyle="--",
+                    marker="x",
+                    alpha=0.6,
+                    color=line.lines[0].get_color(),
+                )
         ax.set_title(group)
         ax.set_xlabel("mean number of candidate names")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (neurons not named)")
+    fig.suptitle("solid: ours, mean ± std over simulations; dashed: published", fontsize=9)
     axes[0][-1].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
