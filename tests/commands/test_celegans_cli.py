@@ -59,7 +59,13 @@ def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):
     assert main(argv) == 0  # a rerun finds every record done
     assert len(json.loads(out.read_text())["records"]) == 8
     capsys.readouterr()
-    assert main(["table", "--results", str(out)]) == 0
+    # a second process on some cells only, merged when the table is printed
+    other = tmp_path / "other.json"
+    argv[argv.index("--output") + 1] = str(other)
+    assert main([*argv, "--cells", "60 candidates, 4"]) == 0
+    assert len(json.loads(other.read_text())["records"]) == 1
+    capsys.readouterr()
+    assert main(["table", "--results", str(out), str(other)]) == 0
     assert "| naive VI |" in capsys.readouterr().out
 
 

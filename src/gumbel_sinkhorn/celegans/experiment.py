@@ -195,12 +195,14 @@ def reproduce(
     n_sims: int = 5,
     methods=METHODS,
     settings: Settings = Settings(),
+    cells=None,
     progress: bool = True,
     log=print,
 ) -> dict:
     """Run every cell of ``table`` on ``n_sims`` simulations, appending each record to the JSON
     file ``output`` as it comes (records already there for the same settings are kept, so an
-    interrupted run resumes). Returns the file's content."""
+    interrupted run resumes). ``cells``: run only the cells whose label contains one of these
+    strings (e.g. ``["10 %", "eta = 0.2"]``). Returns the file's content."""
     output = Path(output)
     report = {"table": table.name, "settings": settings.__dict__, "records": []}
     if output.is_file():
@@ -211,6 +213,8 @@ def reproduce(
     start = time.perf_counter()
     for sim_index in range(n_sims):
         for cell in table.cells:
+            if cells and not any(part in cell.label for part in cells):
+                continue
             have = done.get((cell.label, sim_index))
             missing = [m for m in methods if not have or m not in have["accuracy"]]
             if not missing:
@@ -229,6 +233,23 @@ def reproduce(
             accs = ", ".join(f"{m} {a:.3f}" for m, a in record["accuracy"].items())
             log(f"[{time.perf_counter() - start:6.0f} s] sim {sim_index} {cell.label}: {accs}")
     return report
+
+
+def merge(reports: list[dict]) -> dict:
+    """One report from several ``reproduce`` files of the same table and settings (e.g. cells
+    run by two processes); a cell and simulation found twice is kept once (the first)."""
+    first = reports[0]
+    for other in reports[1:]:
+        if (other.get("table"), other.get("settings")) != (first["table"], first["settings"]):
+            raise ValueError("records of different tables or settings cannot be merged")
+    merged, seen = dict(first, records=[]), set()
+    for report in reports:
+        for record in report["records"]:
+            if (record["cell"], record["sim"]) not in seen:
+                seen.add((record["cell"], record["sim"]))
+                merged["records"].append(record)
+    merged["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in reports)
+    return merged
 
 
 def summarize(table: Table, report: dict) -> dict[str, dict[str, dict]]:

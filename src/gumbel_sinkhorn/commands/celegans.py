@@ -17,7 +17,15 @@ from pathlib import Path
 import torch
 
 from ..celegans import Simulation, SimulationConfig, Worms, accuracy, simulate
-from ..celegans.experiment import METHODS, TABLES, Settings, markdown, reproduce, run_method
+from ..celegans.experiment import (
+    METHODS,
+    TABLES,
+    Settings,
+    markdown,
+    merge,
+    reproduce,
+    run_method,
+)
 from ..celegans.figures import accuracy_figure, posterior_figure
 from ..data.celegans import load_connectome
 
@@ -106,6 +114,7 @@ def reproduce_cmd(args) -> int:
     report = reproduce(
         table,
         args.output,
+        cells=args.cells,
         n_sims=args.sims,
         methods=args.methods,
         settings=settings,
@@ -120,11 +129,14 @@ def reproduce_cmd(args) -> int:
 
 
 def table_cmd(args) -> int:
-    if not Path(args.results).is_file():
-        raise FileNotFoundError(f"no results file {args.results} (write one with `reproduce`)")
-    report = json.loads(Path(args.results).read_text())
-    if report.get("table") not in TABLES:
-        raise ValueError(f"{args.results} holds no table records (expected one of {tuple(TABLES)})")
+    reports = []
+    for path in args.results:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no results file {path} (write one with `reproduce`)")
+        reports.append(json.loads(Path(path).read_text()))
+        if reports[-1].get("table") not in TABLES:
+            raise ValueError(f"{path} holds no table records (expected one of {tuple(TABLES)})")
+    report = merge(reports)
     table = TABLES[report["table"]]
     sims = sorted({r["sim"] for r in report["records"]})
     print(f"{table.title}; ours ± std over simulations {sims} (published):")
@@ -264,6 +276,12 @@ def register(commands) -> None:
     p.add_argument("--table", choices=tuple(TABLES), required=True)
     p.add_argument("--sims", type=COUNT, default=5, help="simulations per cell")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        metavar="TEXT",
+        help="only the cells whose label holds one of these, e.g. '10 %%' 'eta = 0.2'",
+    )
     _inference_options(p)
     p.add_argument(
         "--n-steps",
@@ -285,7 +303,13 @@ def register(commands) -> None:
     p.set_defaults(func=reproduce_cmd)
 
     p = actions.add_parser("table", help="print a table (and draw its figure) from records")
-    p.add_argument("--results", required=True, metavar="JSON", help="what reproduce wrote")
+    p.add_argument(
+        "--results",
+        required=True,
+        nargs="+",
+        metavar="JSON",
+        help="what reproduce wrote (several files of one table are merged)",
+    )
     p.add_argument("--figure", metavar="PNG", help="accuracy against mean candidates")
     p.set_defaults(func=table_cmd)
 
