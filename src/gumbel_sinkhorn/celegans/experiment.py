@@ -184,6 +184,8 @@ def run_cell(
         result = run_method(sim.worms, method, settings, seed=sim_index, progress=progress)
         record.setdefault("cpu_seconds", {})[method] = time.process_time() - cpu
         record["accuracy"][method] = accuracy(result.perm, sim)
+        if method == "naive":  # rows rounded one by one (names may repeat), for comparison
+            record["naive_row_argmax"] = accuracy(result.marginals.argmax(-1), sim)
         record["seconds"][method] = result.seconds
     return record
 
