@@ -277,7 +277,8 @@ def summarize(table: Table, report: dict) -> dict[str, dict[str, dict]]:
 
 def markdown(table: Table, report: dict) -> str:
     """The table in the paper's layout: a row per method, a column per setting, each cell
-    ``ours (published)`` for both groups, mean +- std over the simulations."""
+    ``ours (published)`` for both groups, mean +- std over the simulations (the mean alone when
+    there is one), then how many simulations each cell has."""
     summary = summarize(table, report)
     head = "| method | " + " | ".join(table.columns) + " |"
     lines = [head, "|" + " --- |" * (len(table.columns) + 1)]
@@ -288,10 +289,24 @@ def markdown(table: Table, report: dict) -> str:
             for g, group in enumerate(table.groups):
                 s = summary.get(method, {}).get(f"{column}, {group}")
                 published = table.published[method][column][g]
-                ours = "—" if s is None else f"{s['mean']:.2f} ± {s['std']:.2f}"
+                if s is None:
+                    ours = "—"
+                elif s["n"] > 1:
+                    ours = f"{s['mean']:.2f} ± {s['std']:.2f}"
+                else:
+                    ours = f"{s['mean']:.2f}"
                 parts.append(f"{ours} ({published:.2f})")
             cells.append(" / ".join(parts))
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+    counts = []
+    for column in table.columns:
+        ns = [
+            summary.get("gumbel-sinkhorn", {}).get(f"{column}, {g}", {}).get("n", 0)
+            for g in table.groups
+        ]
+        counts.append(f"{column}: {' / '.join(map(str, ns))}")
+    lines.append("")
+    lines.append("Simulations per cell (Gumbel-Sinkhorn VI): " + "; ".join(counts) + ".")
     return "\n".join(lines)
 
 
