@@ -98,11 +98,11 @@ def test_no_complete_assignment_names_a_neuron():
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("eta", -0.1, "eta must be a finite number >= 0"),
-        ("n_worms", 0, "n_worms must be >= 1"),
-        ("n_known", -1, "n_known must be >= 0"),
+        ("eta", -0.1, r"eta must be in \[0, inf\)"),
+        ("n_worms", 0, "n_worms must be an integer >= 1"),
+        ("n_known", -1, "n_known must be an integer >= 0"),
         ("radius_factor", 0.9, "radius_factor must be > 1"),
-        ("n_steps", 1, "n_steps must be >= 2"),
+        ("n_steps", 1, "n_steps must be an integer >= 2"),
     ],
 )
 def test_bad_settings_are_refused(option, value, message):

@@ -3,7 +3,11 @@ import json
 import pytest
 import torch
 
-from gumbel_sinkhorn.commands.celegans import main
+from gumbel_sinkhorn import cli
+
+
+def main(argv):
+    return cli.main(["celegans", *argv])
 
 
 @pytest.fixture(autouse=True)
@@ -70,10 +74,15 @@ def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["simulate", "--eta", "-1", "--output", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "\n" not in err.strip() and "--eta must be in [0, inf), got -1.0" in err
     with pytest.raises(SystemExit) as exit_info:
-        main(["simulate", "--eta", "-1", "--output", str(tmp_path / "x.pt")])
+        main(["simulate", "--seed", "-1", "--output", str(tmp_path / "x.pt")])
     assert exit_info.value.code == 2
-    assert "argument --eta: must be >= 0, got -1" in capsys.readouterr().err
+    assert "argument --seed: expected an integer >= 0, got '-1'" in capsys.readouterr().err
+    assert main(["simulate", "--output", str(tmp_path / "x.json")]) == 2
+    assert "expected a .pt file name" in capsys.readouterr().err
     argv = [
         "simulate",
         "--eta",
@@ -90,3 +99,9 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "\n" not in err and "without any allowed name" in err and "truly" in err
     assert main(["infer", "--simulation", str(tmp_path / "missing.pt")]) == 2
     assert "no simulation file" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a simulation")
+    assert main(["infer", "--simulation", str(bad)]) == 2
+    assert "is not a simulation" in capsys.readouterr().err
+    assert main(["table", "--results", str(tmp_path / "x.pt")]) == 2
+    assert "no results file" in capsys.readouterr().err

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
+from ..configs.celegans import METHODS, TABLE_NAMES, Settings, SimulationConfig
+from ..errors import InvalidValueError
 from .mcmc import fit_mcmc
-from .model import SimulationConfig, accuracy, simulate
+from .model import accuracy, simulate
 from .vi import METHODS as VI_METHODS
 from .vi import fit_vi
 
-METHODS = ("naive", "map", "mcmc", "gumbel-sinkhorn")
 LABELS = {
     "naive": "naive VI",
     "map": "MAP",
@@ -33,6 +34,7 @@ LABELS = {
     "gumbel-sinkhorn": "Gumbel-Sinkhorn VI",
 }
 N_NEURONS = 279
+DEFAULT_SETTINGS = Settings()
 
 
 @dataclass(frozen=True)
@@ -114,27 +116,13 @@ def _known_table() -> Table:
     )
 
 
-TABLES = {"candidates": _candidates_table(), "known": _known_table()}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Inference settings shared by every cell (the command's options)."""
-
-    steps: int = 300
-    lr: float = 0.1
-    tau: float = 1.0
-    n_iter: int = 10
-    n_samples: int = 1
-    sweeps: int = 100
-    n_steps: int = 1000
-    position_noise: float = 0.0
+TABLES = dict(zip(TABLE_NAMES, (_candidates_table(), _known_table()), strict=True))
 
 
 def run_method(
     worms,
     method: str,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     *,
     seed: int = 0,
     progress: bool = False,
@@ -144,7 +132,7 @@ def run_method(
     if method == "mcmc":
         return fit_mcmc(worms, sweeps=settings.sweeps, seed=seed, progress=progress)
     if method not in VI_METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidValueError(f"method must be one of {METHODS}, got {method!r}")
     return fit_vi(
         worms,
         method=method,
@@ -163,7 +151,7 @@ def run_cell(
     cell: Cell,
     sim_index: int,
     methods=METHODS,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     *,
     progress: bool = False,
 ) -> dict:
@@ -196,7 +184,7 @@ def reproduce(
     *,
     n_sims: int = 5,
     methods=METHODS,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     cells=None,
     progress: bool = True,
     log=print,
@@ -206,7 +194,7 @@ def reproduce(
     interrupted run resumes). ``cells``: run only the cells whose label contains one of these
     strings (e.g. ``["10 %", "eta = 0.2"]``). Returns the file's content."""
     output = Path(output)
-    report = {"table": table.name, "settings": settings.__dict__, "records": []}
+    report = {"table": table.name, "settings": settings.to_dict(), "records": []}
     if output.is_file():
         previous = json.loads(output.read_text())
         if previous.get("settings") == report["settings"] and previous.get("table") == table.name:
@@ -243,7 +231,7 @@ def merge(reports: list[dict]) -> dict:
     first = reports[0]
     for other in reports[1:]:
         if (other.get("table"), other.get("settings")) != (first["table"], first["settings"]):
-            raise ValueError("records of different tables or settings cannot be merged")
+            raise InvalidValueError("records of different tables or settings cannot be merged")
     merged, seen = dict(first, records=[]), set()
     for report in reports:
         for record in report["records"]:

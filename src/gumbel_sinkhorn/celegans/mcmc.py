@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .. import _checks
+from ..errors import InvalidValueError
 from ..ops import matching
 from .likelihood import Stats
 from .model import Worms
@@ -45,7 +46,7 @@ def fit_mcmc(
     sweeps = _checks.count(sweeps, "sweeps")
     burn_in = sweeps // 2 if burn_in is None else _checks.count(burn_in, "burn_in", minimum=0)
     if burn_in >= sweeps:
-        raise ValueError(f"burn_in must be less than sweeps ({sweeps}), got {burn_in}")
+        raise InvalidValueError(f"burn_in must be less than sweeps ({sweeps}), got {burn_in}")
     start = time.perf_counter()
     rng = np.random.default_rng(_checks.count(seed, "seed", minimum=0))
     stats = Stats.from_traces(worms.Y, dtype=torch.float64)

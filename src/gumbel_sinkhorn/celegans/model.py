@@ -10,7 +10,7 @@ expected soma position is within ``eta`` of its observed one, and some neurons' 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,40 +18,11 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from .. import _checks
+from ..configs.celegans import SimulationConfig
 from ..data.celegans import Connectome, load_connectome
+from ..errors import InvalidTypeError, InvalidValueError
 
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """The settings of one simulated data set (the papers' values by default).
-
-    ``position_noise``: standard deviation of the observed soma positions around the expected
-    ones (the papers do not state one; 0 reproduces their mean candidate counts). ``n_known``:
-    recorded neurons per worm whose names are given, drawn at random for each worm.
-    """
-
-    n_worms: int = 1
-    n_steps: int = 1000
-    eta: float = 0.0075
-    n_known: int = 25
-    position_noise: float = 0.0
-    noise_std: float = 1.0
-    radius_factor: float = 1.1
-
-    def __post_init__(self):
-        _checks.count(self.n_worms, "n_worms")
-        _checks.count(self.n_steps, "n_steps", minimum=2)
-        _checks.non_negative(self.eta, "eta")
-        _checks.count(self.n_known, "n_known", minimum=0)
-        _checks.non_negative(self.position_noise, "position_noise")
-        _checks.positive(self.noise_std, "noise_std")
-        if _checks.positive(self.radius_factor, "radius_factor") <= 1:
-            raise ValueError(
-                f"radius_factor must be > 1 (a stable system), got {self.radius_factor}"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+DEFAULT_CONFIG = SimulationConfig()
 
 
 @dataclass(frozen=True)
@@ -74,12 +45,12 @@ class Worms:
         for name, shape in expected.items():
             value = _checks.tensor(getattr(self, name), name)
             if value.dtype != torch.bool or tuple(value.shape) != shape:
-                raise ValueError(
+                raise InvalidValueError(
                     f"{name} must be a bool tensor of shape {shape} for Y of shape (J, N, T) = "
                     f"{(j, n, t)}, got {value.dtype} {tuple(value.shape)}"
                 )
         if t < 2:
-            raise ValueError(f"Y needs at least 2 time steps, got {t}")
+            raise InvalidValueError(f"Y needs at least 2 time steps, got {t}")
         _checks.positive(self.noise_std, "noise_std")
 
     @property
@@ -117,14 +88,14 @@ def random_weights(
     """
     _checks.tensor(pattern, "pattern", min_dim=2)
     if pattern.dtype != torch.bool or not torch.equal(pattern, pattern.T):
-        raise ValueError("pattern must be a symmetric bool (N, N) tensor")
+        raise InvalidValueError("pattern must be a symmetric bool (N, N) tensor")
     n = pattern.shape[-1]
     upper = torch.randn(n, n, generator=generator, dtype=torch.float64) * pattern
     upper = torch.triu(upper, diagonal=1)
     W = upper - upper.T
     radius = float(torch.linalg.eigvals(W).abs().max())
     if radius == 0:
-        raise ValueError("pattern has no edge: the weights would all be 0")
+        raise InvalidValueError("pattern has no edge: the weights would all be 0")
     return W / (radius_factor * radius)
 
 
@@ -176,7 +147,7 @@ def candidate_mask(
     mask = (observed[:, None] - positions[None, :]).abs() <= eta + 1e-9
     for i, k in (known or {}).items():
         if not 0 <= k < len(positions) or not 0 <= i < len(observed):
-            raise ValueError(f"known: recorded neuron {i} -> name {k} is out of range")
+            raise InvalidValueError(f"known: recorded neuron {i} -> name {k} is out of range")
         mask[:, k] = False
         mask[i] = False
         mask[i, k] = True
@@ -185,7 +156,7 @@ def candidate_mask(
 
 
 def check_assignable(mask: torch.Tensor, labels=None, *, what: str = "the constraints") -> None:
-    """Raise one ValueError naming a recorded neuron unless ``mask`` ``(N, N)`` allows a
+    """Raise one InvalidValueError naming a recorded neuron unless ``mask`` ``(N, N)`` allows a
     complete assignment (every recorded neuron its own allowed name).
 
     >>> import torch
@@ -193,26 +164,26 @@ def check_assignable(mask: torch.Tensor, labels=None, *, what: str = "the constr
     >>> check_assignable(torch.tensor([[True, False], [True, False]]), ["AVAL", "AVAR"])
     Traceback (most recent call last):
     ...
-    ValueError: the constraints allow no complete assignment: recorded neuron AVAR gets no name ...
+    gumbel_sinkhorn.errors.InvalidValueError: the constraints allow no complete assignment: ...
     """
     labels = list(labels) if labels is not None else [str(i) for i in range(mask.shape[0])]
     empty = (~mask.any(-1)).nonzero().flatten().tolist()
     if empty:
-        raise ValueError(
+        raise InvalidValueError(
             f"{what} leave recorded neuron {labels[empty[0]]} without any allowed name"
             + (f" ({len(empty) - 1} more)" if len(empty) > 1 else "")
         )
     matched = maximum_bipartite_matching(csr_matrix(mask.numpy()), perm_type="column")
     unmatched = np.flatnonzero(matched < 0)
     if len(unmatched):
-        raise ValueError(
+        raise InvalidValueError(
             f"{what} allow no complete assignment: recorded neuron {labels[unmatched[0]]} gets "
             f"no name once the others have theirs ({len(unmatched)} neurons short)"
         )
 
 
 def simulate(
-    config: SimulationConfig = SimulationConfig(),
+    config: SimulationConfig = DEFAULT_CONFIG,
     *,
     seed: int = 0,
     connectome: Connectome | None = None,
@@ -225,11 +196,11 @@ def simulate(
     (torch.Size([2, 279, 50]), torch.Size([2, 279]), 50)
     """
     if not isinstance(config, SimulationConfig):
-        raise TypeError(f"config must be a SimulationConfig, got {type(config).__name__}")
+        raise InvalidTypeError(f"config must be a SimulationConfig, got {type(config).__name__}")
     connectome = connectome or load_connectome()
     n = len(connectome.names)
     if config.n_known > n:
-        raise ValueError(f"n_known must be at most the {n} neurons, got {config.n_known}")
+        raise InvalidValueError(f"n_known must be at most the {n} neurons, got {config.n_known}")
     gen = torch.Generator().manual_seed(_checks.count(seed, "seed", minimum=0))
     pattern = connectome.pattern
     W = random_weights(pattern, generator=gen, radius_factor=config.radius_factor)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .. import _checks
 from ..distributions import GumbelMatching, GumbelSinkhorn
+from ..errors import InvalidValueError
 from ..ops import matching, sinkhorn
 from .likelihood import Stats, expected_sq_error
 from .model import Worms
@@ -72,7 +73,7 @@ def fit_vi(
     The same ``seed`` gives the same result (torch's global generator is left as it was).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidValueError(f"method must be one of {METHODS}, got {method!r}")
     steps = _checks.count(steps, "steps")
     lr, tau = _checks.positive(lr, "lr"), _checks.positive(tau, "tau")
     n_iter, n_samples = _checks.count(n_iter, "n_iter"), _checks.count(n_samples, "n_samples")
@@ -98,7 +99,7 @@ def fit_vi(
             elif method == "naive":
                 P, kl_p = _dirichlet_rows(scores, mask, n_samples)
             else:
-                P = sinkhorn(scores.masked_fill(~mask, _NEG_INF), n_iter, tau=tau, mask=mask)
+                P = sinkhorn(scores.masked_fill(~mask, _NEG_INF), n_iter=n_iter, tau=tau, mask=mask)
                 kl_p = 0.0
             W = mean * pattern
             if method == "map":
@@ -147,7 +148,7 @@ def _marginals(method, scores, mask, tau, n_iter, perm, n_samples) -> torch.Tens
     if method == "naive":
         return torch.softmax(scores, dim=-1)  # the Dirichlets' means
     if method == "map":
-        return sinkhorn(scores, max(n_iter, 200), tau=tau, mask=mask)  # rows sum to 1 too
+        return sinkhorn(scores, n_iter=max(n_iter, 200), tau=tau, mask=mask)  # rows sum to 1 too
     if n_samples == 0:
         return torch.nn.functional.one_hot(perm, scores.shape[-1]).to(scores.dtype)
     return GumbelMatching(scores).sample((n_samples,)).mean(0)

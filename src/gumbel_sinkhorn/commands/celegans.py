@@ -7,71 +7,53 @@ gumbel-sinkhorn celegans reproduce --table candidates --output docs/celegans/can
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 
-import torch
-
-from ..celegans import Simulation, SimulationConfig, Worms, accuracy, simulate
-from ..celegans.experiment import (
-    METHODS,
-    TABLES,
-    Settings,
-    markdown,
-    merge,
-    reproduce,
-    run_method,
-)
-from ..celegans.figures import accuracy_figure, posterior_figure
-from ..data.celegans import load_connectome
-
-
-def _type(kind, minimum, inclusive=True):
-    """An argparse type: a number of ``kind`` >= ``minimum`` (> if not ``inclusive``)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value != value or value < minimum or (not inclusive and value == minimum):
-            sign = ">=" if inclusive else ">"
-            raise argparse.ArgumentTypeError(f"must be {sign} {minimum}, got {text}")
-        return value
-
-    return parse
-
-
-COUNT, POSITIVE, NON_NEGATIVE = _type(int, 1), _type(float, 0, False), _type(float, 0)
+from ..configs.celegans import METHODS, TABLE_NAMES, Settings, SimulationConfig
+from ..errors import BadFileError, MissingFileError
+from ._common import Actions, add_config_options, config_from_args, int_at_least, output_path
 
 
 def simulate_cmd(args) -> int:
+    import torch
+
+    from ..celegans import simulate
+
+    output = output_path(args.output, (".pt",), "--output")
+    config = config_from_args(SimulationConfig(), args)
     torch.set_num_threads(args.threads)
-    sim = simulate(_config(args), seed=args.seed)
-    _save_simulation(sim, args.output)
+    sim = simulate(config, seed=args.seed)
+    _save_simulation(sim, output)
     print(
         f"{sim.config.n_worms} worm(s), {sim.worms.Y.shape[1]} neurons, "
         f"{sim.config.n_steps} steps; "
-        f"{sim.worms.mean_candidates:.1f} candidate names on average; written to {args.output}"
+        f"{sim.worms.mean_candidates:.1f} candidate names on average; written to {output}"
     )
     return 0
 
 
 def infer_cmd(args) -> int:
+    import torch
+
+    from ..celegans import accuracy, simulate
+    from ..celegans.experiment import run_method
+    from ..celegans.figures import posterior_figure
+    from ..data.celegans import load_connectome
+    from ..files import write_json
+
+    output = output_path(args.output, (".json",), "--output")
+    figure = output_path(args.posterior_figure, (".png",), "--posterior-figure")
+    settings = config_from_args(Settings(), args)
+    config = None if args.simulation else config_from_args(SimulationConfig(), args)
     torch.set_num_threads(args.threads)
-    sim = (
-        _load_simulation(args.simulation)
-        if args.simulation
-        else simulate(_config(args), seed=args.seed)
-    )
+    sim = _load_simulation(args.simulation) if config is None else simulate(config, seed=args.seed)
     result = run_method(
         sim.worms,
         args.method,
-        _settings(args),
+        settings,
         seed=args.seed,
         progress=not args.quiet,
         marginal_samples=200,
@@ -81,39 +63,42 @@ def infer_cmd(args) -> int:
         f"{args.method}: accuracy {score:.4f} on the {int((~sim.worms.known).sum())} neurons "
         f"not named, {result.seconds:.1f} s"
     )
-    if args.output:
-        _write_json(
-            args.output,
-            {
-                "method": args.method,
-                "accuracy": score,
-                "seconds": result.seconds,
-                "mean_candidates": sim.worms.mean_candidates,
-                "config": asdict(sim.config),
-                "perm": result.perm.tolist(),
-                "true_perm": sim.perm.tolist(),
-                "argv": sys.argv[1:],
-            },
-        )
-        print(f"results written to {args.output}")
-    if args.posterior_figure:
+    if output:
+        report = {
+            "method": args.method,
+            "accuracy": score,
+            "seconds": result.seconds,
+            "mean_candidates": sim.worms.mean_candidates,
+            "config": sim.config.to_dict(),
+            "perm": result.perm.tolist(),
+            "true_perm": sim.perm.tolist(),
+            "argv": sys.argv[1:],
+        }
+        write_json(output, report)
+        print(f"results written to {output}")
+    if figure:
         names = load_connectome().names
         unnamed = (~sim.worms.known[0]).nonzero().flatten()[: args.neurons].tolist()
-        path = posterior_figure(
-            result.marginals[0], sim.perm[0], names, unnamed, args.posterior_figure
-        )
+        path = posterior_figure(result.marginals[0], sim.perm[0], names, unnamed, figure)
         print(f"posterior figure written to {path}")
     return 0
 
 
 def reproduce_cmd(args) -> int:
+    import torch
+
+    from ..celegans.experiment import TABLES, markdown, reproduce
+    from ..celegans.figures import accuracy_figure
+
+    output = output_path(args.output, (".json",), "--output")
+    figure = output_path(args.figure, (".png",), "--figure")
+    settings = config_from_args(Settings(), args)
     torch.set_num_threads(args.threads)
     table = TABLES[args.table]
-    settings = _settings(args)
     start = time.perf_counter()
     report = reproduce(
         table,
-        args.output,
+        output,
         cells=args.cells,
         n_sims=args.sims,
         methods=args.methods,
@@ -122,176 +107,153 @@ def reproduce_cmd(args) -> int:
     )
     print(f"{table.title}; ours ± std over {args.sims} simulations (published):")
     print(markdown(table, report))
-    print(f"{time.perf_counter() - start:.0f} s in this call; records in {args.output}")
-    if args.figure:
-        print(f"figure written to {accuracy_figure(table, report, args.figure)}")
+    print(f"{time.perf_counter() - start:.0f} s in this call; records in {output}")
+    if figure:
+        print(f"figure written to {accuracy_figure(table, report, figure)}")
     return 0
 
 
 def table_cmd(args) -> int:
-    reports = []
-    for path in args.results:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no results file {path} (write one with `reproduce`)")
-        reports.append(json.loads(Path(path).read_text()))
-        if reports[-1].get("table") not in TABLES:
-            raise ValueError(f"{path} holds no table records (expected one of {tuple(TABLES)})")
+    from ..celegans.experiment import TABLES, markdown, merge
+    from ..celegans.figures import accuracy_figure
+
+    figure = output_path(args.figure, (".png",), "--figure")
+    reports = [_read_records(path) for path in args.results]
     report = merge(reports)
     table = TABLES[report["table"]]
     sims = sorted({r["sim"] for r in report["records"]})
     print(f"{table.title}; ours ± std over simulations {sims} (published):")
     print(markdown(table, report))
-    if args.figure:
-        print(f"figure written to {accuracy_figure(table, report, args.figure)}")
+    if figure:
+        print(f"figure written to {accuracy_figure(table, report, figure)}")
     return 0
 
 
-def _settings(args) -> Settings:
-    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if f.name in args})
+def _read_records(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no results file {path} (write one with `reproduce`)")
+    try:
+        report = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadFileError(f"{path} is not a JSON file of records: {err}") from err
+    if not isinstance(report, dict) or report.get("table") not in TABLE_NAMES:
+        raise BadFileError(f"{path} holds no table records (expected one of {TABLE_NAMES})")
+    return report
 
 
-def _config(args) -> SimulationConfig:
-    return SimulationConfig(
-        n_worms=args.worms,
-        n_steps=args.time_steps,
-        eta=args.eta,
-        n_known=args.known,
-        position_noise=args.position_noise,
-    )
+def _save_simulation(sim, path) -> None:
+    import torch
 
+    from ..files import atomic_write
 
-def _save_simulation(sim: Simulation, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     w = sim.worms
-    torch.save(
-        {
-            "Y": w.Y,
-            "mask": w.mask,
-            "known": w.known,
-            "pattern": w.pattern,
-            "perm": sim.perm,
-            "weights": sim.weights,
-            "config": asdict(sim.config),
-        },
-        path,
-    )
+    data = {
+        "Y": w.Y,
+        "mask": w.mask,
+        "known": w.known,
+        "pattern": w.pattern,
+        "perm": sim.perm,
+        "weights": sim.weights,
+        "config": sim.config.to_dict(),
+    }
+    atomic_write(path, lambda file: torch.save(data, file))
 
 
-def _load_simulation(path) -> Simulation:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no simulation file {path} (write one with `celegans simulate`)")
-    data = torch.load(path, weights_only=True)
-    config = SimulationConfig(**data["config"])
-    worms = Worms(data["Y"], data["mask"], data["known"], data["pattern"], config.noise_std)
-    return Simulation(worms, data["weights"], data["perm"], config)
+def _load_simulation(path):
+    import pickle
+
+    import torch
+
+    from ..celegans import Simulation, Worms
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no simulation file {path} (write one with `celegans simulate`)")
+    try:
+        data = torch.load(path, weights_only=True)
+        config = SimulationConfig.from_dict(data["config"])
+        worms = Worms(data["Y"], data["mask"], data["known"], data["pattern"], config.noise_std)
+        return Simulation(worms, data["weights"], data["perm"], config)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as err:
+        raise BadFileError(f"{path} is not a simulation of `celegans simulate`: {err}") from err
 
 
-def _write_json(path, data) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=1) + "\n")
-
-
-def _simulation_options(p, *, known: int = 25) -> None:
+def _simulation_options(p) -> None:
     group = p.add_argument_group("simulation")
-    group.add_argument("--worms", type=COUNT, default=1, help="worms sharing the weights")
-    group.add_argument("--time-steps", type=_type(int, 2), default=1000, help="steps T")
-    group.add_argument(
-        "--eta",
-        type=NON_NEGATIVE,
-        default=0.0075,
-        help="a name is allowed if its position is within eta of the observed one",
-    )
-    group.add_argument(
-        "--known", type=_type(int, 0), default=known, help="neurons per worm whose names are given"
-    )
-    group.add_argument(
-        "--position-noise",
-        type=NON_NEGATIVE,
-        default=0.0,
-        help="std of the observed positions around the expected ones",
-    )
-
-
-def _inference_options(p) -> None:
-    d = Settings()
-    group = p.add_argument_group("inference")
-    group.add_argument("--steps", type=COUNT, default=d.steps, help="VI / MAP: Adam steps")
-    group.add_argument("--lr", type=POSITIVE, default=d.lr, help="VI / MAP: learning rate")
-    group.add_argument("--tau", type=POSITIVE, default=d.tau, help="Gumbel-Sinkhorn temperature")
-    group.add_argument("--n-iter", type=COUNT, default=d.n_iter, help="Sinkhorn iterations")
-    group.add_argument(
-        "--samples",
-        dest="n_samples",
-        type=COUNT,
-        default=d.n_samples,
-        help="Monte Carlo samples per step",
-    )
-    group.add_argument("--sweeps", type=COUNT, default=d.sweeps, help="MCMC sweeps")
+    add_config_options(group, SimulationConfig(), skip=("noise_std", "radius_factor"))
 
 
 def _common(p) -> None:
-    p.add_argument("--threads", type=COUNT, default=1, help="torch threads")
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="torch threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    actions = Actions(
+        commands,
         "celegans",
         help="name C. elegans neurons from activity and the connectome (the paper's third "
         "experiment)",
         description="Simulated whole-brain recordings of worms sharing the connectome's weights; "
         "infer every worm's permutation of neuron names.",
     )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    p = actions.add_parser(
-        "simulate", help="simulate worms and save them (.pt)", formatter_class=fmt
+    p = actions.add(
+        "simulate",
+        help="simulate worms and save them (.pt)",
+        description="Simulate worms sharing random weights on the connectome's pattern, with "
+        "permuted recordings, known neurons and position constraints; save them for `infer`.",
     )
     _simulation_options(p)
-    p.add_argument("--seed", type=_type(int, 0), default=0, help="simulation seed")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="simulation seed")
     p.add_argument("--output", required=True, metavar="PT", help="where to save it")
     _common(p)
     p.set_defaults(func=simulate_cmd)
 
-    p = actions.add_parser("infer", help="infer the names with one method", formatter_class=fmt)
+    p = actions.add(
+        "infer",
+        help="infer the names with one method",
+        description="Infer every worm's names with one method (on a saved simulation, or one "
+        "simulated now) and report the accuracy on the neurons not named.",
+    )
     p.add_argument("--simulation", metavar="PT", help="a saved simulation (else simulate now)")
     _simulation_options(p)
-    p.add_argument("--method", choices=METHODS, default="gumbel-sinkhorn")
-    _inference_options(p)
-    p.add_argument("--seed", type=_type(int, 0), default=0, help="seed (simulation, inference)")
+    p.add_argument("--method", choices=METHODS, default="gumbel-sinkhorn", help="the method")
+    add_config_options(
+        p.add_argument_group("inference"), Settings(), skip=("n_steps", "position_noise")
+    )
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed (simulation, inference)")
     p.add_argument("--output", metavar="JSON", help="write accuracy and names as JSON")
     p.add_argument(
         "--posterior-figure",
         metavar="PNG",
         help="draw the posterior over names of a few neurons of the first worm",
     )
-    p.add_argument("--neurons", type=COUNT, default=6, help="neurons in the posterior figure")
+    p.add_argument(
+        "--neurons", type=int_at_least(1), default=6, help="neurons in the posterior figure"
+    )
     _common(p)
     p.set_defaults(func=infer_cmd)
 
-    p = actions.add_parser(
-        "reproduce", help="one of the paper's two tables, 5 simulations", formatter_class=fmt
+    p = actions.add(
+        "reproduce",
+        help="one of the paper's two tables, 5 simulations",
+        description="Run every method on every cell of a table, appending the records to "
+        "--output as they come (a rerun resumes); print the table beside the published one.",
     )
-    p.add_argument("--table", choices=tuple(TABLES), required=True)
-    p.add_argument("--sims", type=COUNT, default=5, help="simulations per cell")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--table", choices=TABLE_NAMES, required=True, help="which table")
+    p.add_argument("--sims", type=int_at_least(1), default=5, help="simulations per cell")
+    p.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="the methods"
+    )
     p.add_argument(
         "--cells",
         nargs="+",
         metavar="TEXT",
         help="only the cells whose label holds one of these, e.g. '10 %%' 'eta = 0.2'",
     )
-    _inference_options(p)
-    p.add_argument(
-        "--n-steps",
-        type=_type(int, 2),
-        default=Settings().n_steps,
-        help="time steps T of each recording",
-    )
-    p.add_argument(
-        "--position-noise", type=NON_NEGATIVE, default=0.0, help="std of the observed positions"
-    )
+    add_config_options(p.add_argument_group("inference"), Settings())
     p.add_argument(
         "--output",
         required=True,
@@ -302,7 +264,12 @@ def register(commands) -> None:
     _common(p)
     p.set_defaults(func=reproduce_cmd)
 
-    p = actions.add_parser("table", help="print a table (and draw its figure) from records")
+    p = actions.add(
+        "table",
+        help="print a table (and draw its figure) from records",
+        description="Print a table from the records `reproduce` wrote (several files of one "
+        "table are merged), and draw its figure with --figure.",
+    )
     p.add_argument(
         "--results",
         required=True,
@@ -312,21 +279,3 @@ def register(commands) -> None:
     )
     p.add_argument("--figure", metavar="PNG", help="accuracy against mean candidates")
     p.set_defaults(func=table_cmd)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``celegans ...`` without the package-wide command (scripts, tests).
-
-    >>> main(["reproduce", "--table", "known", "--sims", "0", "--output", "x.json"])
-    Traceback (most recent call last):
-    ...
-    SystemExit: 2
-    """
-    parser = argparse.ArgumentParser(prog="gumbel-sinkhorn")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["celegans", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"{parser.prog} celegans: error: {err}", file=sys.stderr)
-        return 2

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InvalidValueError
 from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, check_md5
 
 FILES = {
@@ -70,7 +71,9 @@ class Connectome:
         try:
             return self.names.index(name.upper())
         except ValueError:
-            raise ValueError(f"no neuron named {name!r} among the {len(self.names)}") from None
+            raise InvalidValueError(
+                f"no neuron named {name!r} among the {len(self.names)}"
+            ) from None
 
 
 def data_file(filename: str, root: str | os.PathLike | None = None) -> Path:
@@ -80,7 +83,7 @@ def data_file(filename: str, root: str | os.PathLike | None = None) -> Path:
     'NeuronType.csv'
     """
     if filename not in FILES:
-        raise ValueError(f"filename must be one of {tuple(FILES)}, got {filename!r}")
+        raise InvalidValueError(f"filename must be one of {tuple(FILES)}, got {filename!r}")
     if root is None:
         root = os.environ.get(ENV_VAR) or None
     tried = []
