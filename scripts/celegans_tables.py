@@ -8,7 +8,7 @@ arguments go to ``gumbel-sinkhorn celegans reproduce``.
 
 import sys
 
-from gumbel_sinkhorn.commands.celegans import main
+from gumbel_sinkhorn.cli import main
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in ("candidates", "known"):
@@ -18,6 +18,7 @@ if __name__ == "__main__":
     sys.exit(
         main(
             [
+                "celegans",
                 "reproduce",
                 "--table",
                 table,
