@@ -16,7 +16,7 @@ def test_expected_error_over_weights_matches_monte_carlo():
     g = torch.Generator().manual_seed(0)
     Y = torch.randn(2, 4, 30, dtype=torch.float64, generator=g)
     stats = Stats.from_traces(Y, dtype=torch.float64)
-    Q = sinkhorn(torch.randn(2, 4, 4, dtype=torch.float64, generator=g), 50)
+    Q = sinkhorn(torch.randn(2, 4, 4, dtype=torch.float64, generator=g), n_iter=50)
     mean = torch.randn(4, 4, dtype=torch.float64, generator=g)
     var = torch.rand(4, 4, dtype=torch.float64, generator=g)
     W = mean + var.sqrt() * torch.randn(20_000, 1, 4, 4, dtype=torch.float64, generator=g)
