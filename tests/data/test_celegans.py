@@ -44,3 +44,11 @@ def test_files_in_the_data_root_are_used_and_checked(tmp_path, monkeypatch):
         load_connectome()
     with pytest.raises(ValueError, match="filename must be one of"):
         data_file("neurons.csv")
+
+
+def test_missing_tables_say_where_they_were_looked_for(tmp_path, monkeypatch):
+    from gumbel_sinkhorn.data import DatasetNotFoundError, celegans
+
+    monkeypatch.setattr(celegans, "SHIPPED", tmp_path / "nothing")
+    with pytest.raises(DatasetNotFoundError, match="NeuronType.csv \\(md5 ce9498af"):
+        load_connectome(root=tmp_path)

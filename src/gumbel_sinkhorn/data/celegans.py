@@ -27,13 +27,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..errors import InvalidValueError
-from ._files import ENV_VAR, CorruptFileError, check_md5
+from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, check_md5
 
 FILES = {
     "NeuronConnect.csv": "382ac96d36c5faf4c001b9c6ccb4b966",
@@ -41,6 +41,7 @@ FILES = {
 }
 SHIPPED = Path(__file__).with_name("celegans_csv")
 _CHEMICAL, _RECEIVED, _GAP, _MUSCLE = ("S", "Sp"), ("R", "Rp"), "EJ", "NMJ"
+_read: dict[tuple, Connectome] = {}
 
 
 @dataclass(frozen=True)
@@ -85,18 +86,36 @@ def data_file(filename: str, root: str | os.PathLike | None = None) -> Path:
         raise InvalidValueError(f"filename must be one of {tuple(FILES)}, got {filename!r}")
     if root is None:
         root = os.environ.get(ENV_VAR) or None
+    tried = []
     if root is not None:
         path = Path(root).expanduser() / "celegans" / filename
         if path.is_file():
             return path
+        tried.append(str(path.parent))
+    if not (SHIPPED / filename).is_file():
+        raise DatasetNotFoundError(
+            f"C. elegans table {filename} (md5 {FILES[filename]}) is neither in "
+            f"{tried + [str(SHIPPED)]}: put WormAtlas' tables as CSV into DIR/celegans/ and set "
+            f"{ENV_VAR}=DIR, or reinstall the package"
+        )
     return SHIPPED / filename
 
 
 def load_connectome(root: str | os.PathLike | None = None) -> Connectome:
     """Read and check both tables (see the module's docstring); ``CorruptFileError`` if a file
-    is not the expected one."""
-    neurons = _rows(data_file("NeuronType.csv", root), ("Neuron", "Soma Position", "Soma Region"))
-    edges = _rows(data_file("NeuronConnect.csv", root), ("Neuron 1", "Neuron 2", "Type", "Nbr"))
+    is not the expected one. A table already read (same path, size and time) is not read again;
+    each call returns its own copy of the tensors."""
+    paths = (data_file("NeuronType.csv", root), data_file("NeuronConnect.csv", root))
+    key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    if key not in _read:
+        _read[key] = _parse(*paths)
+    c = _read[key]
+    return replace(c, positions=c.positions.clone(), chemical=c.chemical.clone(), gap=c.gap.clone())
+
+
+def _parse(type_path: Path, connect_path: Path) -> Connectome:
+    neurons = _rows(type_path, ("Neuron", "Soma Position", "Soma Region"))
+    edges = _rows(connect_path, ("Neuron 1", "Neuron 2", "Type", "Nbr"))
     names = tuple(row[0].strip().upper() for row in neurons)
     index = {name: i for i, name in enumerate(names)}
     n = len(names)

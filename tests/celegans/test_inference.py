@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from worm_fixtures import easy_simulation, single_thread
+
+from gumbel_sinkhorn.celegans import accuracy, fit_mcmc, fit_vi
+from gumbel_sinkhorn.celegans.likelihood import Stats
+from gumbel_sinkhorn.celegans.mcmc import _Chain
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def easy():
+    return easy_simulation()
+
+
+@pytest.mark.parametrize("method", ["gumbel-sinkhorn", "naive", "map"])
+def test_vi_recovers_the_names_on_an_easy_problem(easy, method):
+    result = fit_vi(easy.worms, method=method, steps=150, progress=False, marginal_samples=50)
+    assert accuracy(result.perm, easy) == 1.0
+    assert torch.allclose(
+        result.marginals.sum(-1),
+        torch.ones(2, 12, dtype=torch.float64).to(result.marginals.dtype),
+        atol=1e-3,
+    )
+    assert (result.marginals[~easy.worms.mask] == 0).all()
+    assert all(np.isfinite(result.history))
+
+
+def test_mcmc_recovers_the_names_on_an_easy_problem(easy):
+    result = fit_mcmc(easy.worms, sweeps=40, progress=False)
+    assert accuracy(result.perm, easy) == 1.0
+    assert (result.marginals[~easy.worms.mask] == 0).all()
+
+
+def test_same_seed_same_result(easy):
+    a = fit_vi(easy.worms, steps=20, seed=3, progress=False, marginal_samples=10)
+    b = fit_vi(easy.worms, steps=20, seed=3, progress=False, marginal_samples=10)
+    assert torch.equal(a.perm, b.perm) and torch.equal(a.marginals, b.marginals)
+    assert a.history == b.history
+    c = fit_vi(easy.worms, steps=20, seed=4, progress=False, marginal_samples=10)
+    assert a.history != c.history
+    m1 = fit_mcmc(easy.worms, sweeps=4, seed=3, progress=False)
+    m2 = fit_mcmc(easy.worms, sweeps=4, seed=3, progress=False)
+    assert torch.equal(m1.marginals, m2.marginals) and m1.history == m2.history
+    # the global generator is left alone
+    torch.manual_seed(0)
+    fit_vi(easy.worms, steps=2, progress=False)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))
+
+
+def test_swap_delta_is_the_exact_change_of_the_error(easy):
+    rng = np.random.default_rng(0)
+    stats = Stats.from_traces(easy.worms.Y, dtype=torch.float64)
+    chain = _Chain(stats, easy.worms.pattern.numpy(), easy.perm.numpy())
+    W = rng.standard_normal((12, 12)) * easy.worms.pattern.numpy()
+    for i, other in [(0, 5), (3, 4), (11, 2)]:
+        k, m = chain.perm[1, i], chain.perm[1, other]
+        before = chain.sq_error(W)
+        delta = chain.swap_delta(1, k, m, W, W.T @ W)
+        chain.swap(1, i, other)
+        assert chain.sq_error(W) - before == pytest.approx(delta, rel=1e-9, abs=1e-6)
+
+
+def test_bad_options(easy):
+    with pytest.raises(ValueError, match="method must be one of"):
+        fit_vi(easy.worms, method="em")
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        fit_vi(easy.worms, tau=0.0)
+    with pytest.raises(ValueError, match="burn_in must be less than sweeps"):
+        fit_mcmc(easy.worms, sweeps=3, burn_in=3)
