@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PACKAGE = "gumbel_sinkhorn"
 EXAMPLES = ROOT / "examples"
-#: The guides, in the order of the navigation (every other page of docs/ is reported by mkdocs).
+#: The guides that come first, in this order; every other page of docs/ follows by its title, so
+#: a new experiment's page joins the site without an edit here.
 GUIDES = {
     "Architecture": "ARCHITECTURE.md",
     "Results": "RESULTS.md",
@@ -33,6 +34,17 @@ GUIDES = {
     "Benchmarks": "BENCHMARKS.md",
     "Reliability": "RELIABILITY.md",
 }
+def guides() -> dict[str, str]:
+    """``GUIDES``, then every other Markdown page of docs/ under its first heading."""
+    pages = dict(GUIDES)
+    listed = set(GUIDES.values())
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        if path.name not in listed and path.name != "index.md":
+            first = path.read_text(encoding="utf-8").lstrip().splitlines()[0]
+            pages[first.lstrip("# ").split(":")[0].strip() or path.stem] = path.name
+    return pages
+
+
 #: Sections of the API reference: (title, module prefixes), first match wins.
 SECTIONS = (
     ("Operators and metrics", (PACKAGE, "gumbel_sinkhorn.ops", "gumbel_sinkhorn.metrics")),
@@ -206,7 +218,7 @@ def on_files(files: Files, config) -> Files:
     _NAV[:] = [
         {"Home": "index.md"},
         {"Examples": "examples.md"},
-        {"Guides": [{title: uri} for title, uri in GUIDES.items()]},
+        {"Guides": [{title: uri} for title, uri in guides().items()]},
         {"API reference": [{"Overview": "api/index.md"}, {"Command line": "api/cli.md"}]
          + [{title: pages} for title, pages in api_nav.items() if pages]},
     ]
