@@ -130,7 +130,7 @@ def curves(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     for name, r in results.items():
         per_epoch = r["steps"] / len(r["curve"])
         for key in sorted({k for row in r["curve"] for k in row if k.startswith("val_exact")}):
@@ -138,7 +138,7 @@ def curves(results: dict, path: Path) -> None:
             ax.plot(*zip(*points, strict=True), marker=".", label=f"{name} n={key.split('n')[-1]}")
     ax.set_xlabel("training steps (100 items each)")
     ax.set_ylabel("exact match, 200 validation sets")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
