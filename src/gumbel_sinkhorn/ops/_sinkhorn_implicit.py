@@ -33,14 +33,9 @@ DENSE_UP_TO = 64  # columns up to which S is solved directly rather than by conj
 
 
 def implicit_grad(
-    plan: torch.Tensor,
-    grad_log_plan: torch.Tensor,
-    *,
-    differentiable: bool = False,
-    out: torch.Tensor | None = None,
+    plan: torch.Tensor, grad_log_plan: torch.Tensor, *, differentiable: bool = False
 ) -> torch.Tensor:
-    """``dL/dx`` (B, R, M) from the plan ``P`` and ``H = dL/dlog P`` (zero where ``P`` is 0),
-    written into ``out`` when given (which may be ``grad_log_plan`` itself: it is read first).
+    """``dL/dx`` (B, R, M) from the plan ``P`` and ``H = dL/dlog P`` (zero where ``P`` is 0).
 
     ``differentiable``: solve ``S`` densely (O(M^3)) at any size, so that autograd
     differentiates the exact solution (second derivatives), not the steps of an iteration whose
@@ -65,7 +60,7 @@ def implicit_grad(
         beta = _conjugate_gradient(lambda y: diagonal * y - _vm(_mv(P, y) / rows, P), rhs, 1 / own)
     alpha = (h_rows - _mv(P, beta)) / rows
     grad = torch.addcmul(H, P, alpha.unsqueeze(-1) + beta.unsqueeze(-2), value=-1.0)
-    return grad.to(grad_log_plan.dtype) if out is None else out.copy_(grad)
+    return grad.to(grad_log_plan.dtype)
 
 
 def _conjugate_gradient(apply, rhs: torch.Tensor, inverse_diagonal: torch.Tensor) -> torch.Tensor:

@@ -34,12 +34,6 @@ class Problem:
         self.log_a = None if self.a is None else self.a.log()
         self.log_b = None if self.b is None else self.b.log()
 
-    def block(self, items: slice) -> Problem:
-        """The same problem for the items ``items`` of the batch (views, no copy)."""
-        a = None if self.a is None else self.a[items]
-        b = None if self.b is None else self.b[items]
-        return Problem(self.x[items], self.row_max[items], a, b, self.n_rows)
-
 
 def build(
     scores: torch.Tensor, mask: torch.Tensor | None, unscaled: torch.Tensor | None = None

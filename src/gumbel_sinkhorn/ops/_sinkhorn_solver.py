@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import _blocks
 from ._exp import exp_, logsumexp
 from ._sinkhorn_problem import Problem
 
@@ -115,21 +114,20 @@ class Solution:
             self.checked_error = _scaling_error(p, *last) if last else _log_error(p, self.f, self.g)
         return self.checked_error
 
-    def log_plan(self, out: torch.Tensor | None = None) -> torch.Tensor:
-        """``log P`` (B, R, M), ``-inf`` outside the allowed entries (into ``out`` if given)."""
+    def log_plan(self) -> torch.Tensor:
+        """``log P`` (B, R, M), ``-inf`` outside the allowed entries."""
         p = self.problem
         f, g = _plus(self.f, p.log_a).unsqueeze(-1), _plus(self.g, p.log_b).unsqueeze(-2)
-        return torch.add(p.x, f, out=out).add_(g)
+        return torch.add(p.x, f).add_(g)
 
-    def plan(self, out: torch.Tensor | None = None) -> torch.Tensor:
+    def plan(self) -> torch.Tensor:
         """``P`` (B, R, M); from the kernel when the last chunk ran in the scaling form."""
         if self.last is None:
-            return exp_(self.log_plan(out))
+            return exp_(self.log_plan())
         base, u, v = self.last
         p = self.problem
         K = base.kernel(p.x)
-        row, col = _times(u, p.a).unsqueeze(-1), _times(v, p.b).unsqueeze(-2)
-        return torch.mul(K, row, out=out).mul_(col)
+        return torch.mul(K, _times(u, p.a).unsqueeze(-1)).mul_(_times(v, p.b).unsqueeze(-2))
 
 
 def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> Solution:
@@ -137,90 +135,39 @@ def solve(problem: Problem, n_iter: int, *, tol: float | None, record: bool) -> 
 
     With ``record`` the per-iteration vectors are kept for ``reverse``.
     """
-    return solve_blocks(problem, [slice(None)], n_iter, tol=tol, record=record)[0]
-
-
-def solve_blocks(
-    problem: Problem, blocks: list[slice], n_iter: int, *, tol: float | None, record: bool
-) -> list[Solution]:
-    """``solve`` on each block of the batch, the blocks on threads (``_blocks.run``).
-
-    Every block runs the same number of iterations: with ``tol`` the blocks advance a chunk at a
-    time and stop together once every item of the batch is within ``tol``, as one solve of the
-    whole batch would; without it each block runs all ``n_iter`` at once.
-    """
-    solvers = [_Solver(problem.block(items), record) for items in blocks]
-    if tol is None or len(blocks) == 1:
-        _blocks.run(lambda solver: solver.run(n_iter, tol), solvers)
-    else:
-        while True:
-            worst = _blocks.run(lambda solver: solver.chunk(n_iter), solvers)
-            if all(w < tol for w in worst) or all(s.done >= n_iter for s in solvers):
-                break
-    return [solver.solution() for solver in solvers]
-
-
-class _Solver:
-    """The iterations on one problem, a chunk of at most ``CHECK_EVERY`` at a time."""
-
-    def __init__(self, problem: Problem, record: bool):
-        self.problem, self.record, self.limit = problem, record, _limit(problem.x.dtype)
-        self.f = self.g = self.base = self.error = self.last = None
-        self.chunks, self.done, self.retry, self.worst = [], 0, True, 0.0
-
-    def start(self) -> None:
-        """The first base and ``g = 0`` (on the block's thread, hence not in ``__init__``)."""
-        x = self.problem.x
-        self.f, self.g = -self.problem.row_max, x.new_zeros(x.shape[0], x.shape[-1])
-        self.base = _balanced_base(x, self.f)
-
-    def run(self, n_iter: int, tol: float | None) -> None:
-        while self.done < n_iter:
-            worst = self.chunk(n_iter, tol is not None)
-            if tol is not None and worst < tol:
-                break
-
-    def chunk(self, n_iter: int, check: bool = True) -> float:
-        """The next chunk of iterations (none once ``n_iter`` are done); the largest row error
-        after it (0 unless ``check``)."""
-        if self.done >= n_iter:
-            return self.worst
-        if self.f is None:
-            self.start()
-        steps = min(CHECK_EVERY, n_iter - self.done)
-        problem, base, g, limit = self.problem, self.base, self.g, self.limit
+    x = problem.x
+    limit = _limit(x.dtype)
+    f, g = -problem.row_max, x.new_zeros(x.shape[0], x.shape[-1])
+    base, chunks, last = _balanced_base(x, f), [], None
+    done, error, retry = 0, None, True
+    while done < n_iter:
+        steps = min(CHECK_EVERY, n_iter - done)
         if base is None:  # absorb the potentials into a fresh kernel
-            base = _Base(self.f, g)
-        chunk, u, v = _scaling_chunk(problem, base, g, steps, self.record)
+            base = _Base(f, g)
+        chunk, u, v = _scaling_chunk(problem, base, g, steps, record)
         f_new, g_new = base.f + u.log(), base.g + v.log()
         reach = torch.cat([f_new - base.f, g_new - base.g], -1).abs().amax()
-        error = _scaling_error(problem, base, u, v) if check else None
+        error = _scaling_error(problem, base, u, v) if tol is not None else None
         reach, worst = torch.stack([reach, reach if error is None else error.amax()]).tolist()
         if reach <= limit:  # false for inf and NaN too
-            self.last, self.retry = (base, u, v), True
+            last, retry = (base, u, v), True
         else:
             # The scalings overflowed or lost precision (scores spanning many nats): redo one
             # iteration in the log domain, on whose potentials a fresh kernel usually keeps the
             # next chunk in range; if that was just tried, redo the whole chunk.
-            steps = 1 if self.retry else steps
-            self.retry = not self.retry
-            chunk, f_new, g_new = _log_chunk(problem, g, steps, self.record)
-            error = _log_error(problem, f_new, g_new) if check else None
+            steps = 1 if retry else steps
+            retry = not retry
+            chunk, f_new, g_new = _log_chunk(problem, g, steps, record)
+            error = _log_error(problem, f_new, g_new) if tol is not None else None
             worst = 0.0 if error is None else error.amax().item()
-            self.last = None
+            last = None
         if not reach <= limit / 2:
             base.K, base = None, None
-        self.base = base
-        self.chunks.append(chunk)
-        self.f, self.g, self.done, self.error = f_new, g_new, self.done + steps, error
-        self.worst = worst if check else 0.0
-        return self.worst
-
-    def solution(self) -> Solution:
-        if self.f is None:  # n_iter = 0
-            self.start()
-        chunks = self.chunks if self.record else []
-        return Solution(self.problem, self.f, self.g, self.done, self.error, chunks, self.last)
+        chunks.append(chunk)
+        f, g, done = f_new, g_new, done + steps
+        if tol is not None and worst < tol:
+            break
+    return Solution(problem, f, g, done, error, chunks if record else [], last)
 
 
 def _balanced_base(x: torch.Tensor, f: torch.Tensor) -> _Base:

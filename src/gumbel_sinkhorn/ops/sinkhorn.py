@@ -13,11 +13,10 @@ import torch
 
 from .. import _checks
 from ..errors import InvalidTypeError, InvalidValueError
-from . import _blocks
 from ._deprecation import deprecated_positional
 from ._sinkhorn_implicit import implicit_grad
 from ._sinkhorn_problem import build, size_mask
-from ._sinkhorn_solver import Solution, log_iterations, reverse, solve_blocks
+from ._sinkhorn_solver import Solution, log_iterations, reverse, solve
 
 BACKWARDS = ("unrolled", "implicit")
 # The tolerance that ``SinkhornInfo.converged`` is judged against when no ``tol`` is given.
@@ -217,12 +216,10 @@ def _full_mask(log_alpha, mask, sizes) -> torch.Tensor | None:
         ) from err
 
 
-def _info(solutions: list[Solution], batch_shape, tol) -> SinkhornInfo:
-    """The report of the solutions of the batch's blocks (in order)."""
-    error = torch.cat([solution.error() for solution in solutions]).reshape(batch_shape)
+def _info(solution: Solution, batch_shape, tol) -> SinkhornInfo:
+    error = solution.error().reshape(batch_shape)
     judge = REPORT_TOL if tol is None else tol
-    n_iter = max(solution.n_iter for solution in solutions)
-    return SinkhornInfo(n_iter, error, error < judge, judge)
+    return SinkhornInfo(solution.n_iter, error, error < judge, judge)
 
 
 def _warn(message: str) -> None:
@@ -245,38 +242,18 @@ class _SinkhornFunction(torch.autograd.Function):
     @staticmethod
     def _forward(ctx, log_alpha, mask, settings: _Settings, report: list):
         problem = _problem(log_alpha, mask, settings)
-        x = problem.x
         unrolled = settings.backward == "unrolled"
-        # one block of the batch per intra-op thread on CPU (see _blocks), one block on CUDA
-        blocks = _blocks.split(x.shape[0], x.shape[-2] * x.shape[-1], x.device)
-        solutions = solve_blocks(
-            problem,
-            blocks,
-            settings.n_iter,
-            tol=settings.tol,
-            record=unrolled and ctx.needs_input_grad[0],
+        solution = solve(
+            problem, settings.n_iter, tol=settings.tol, record=unrolled and ctx.needs_input_grad[0]
         )
-        report.append(solutions)
-        implicit_plan = ctx.needs_input_grad[0] and not unrolled and settings.log
-        full = torch.empty_like(x)
-        plan = torch.empty_like(x) if implicit_plan else None
-
-        def finish(i: int) -> None:
-            solution, items = solutions[i], blocks[i]
-            if settings.log:
-                solution.log_plan(full[items])
-                if plan is not None:
-                    solution.plan(plan[items])
-            else:
-                solution.plan(full[items])
-
-        _blocks.run(finish, range(len(blocks)))
+        report.append(solution)
+        full = solution.log_plan() if settings.log else solution.plan()
         out = full[:, : problem.n_rows]
         ctx.settings, ctx.n_rows = settings, problem.n_rows
         if ctx.needs_input_grad[0]:
-            ctx.solutions, ctx.blocks = (solutions if unrolled else None), blocks
-            ctx.mask, ctx.n_iter, ctx.rows = mask, max(s.n_iter for s in solutions), x.shape[-2]
-            plan = None if unrolled else (full if not settings.log else plan)
+            ctx.solution = solution if unrolled else None
+            ctx.mask, ctx.n_iter = mask, solution.n_iter
+            plan = None if unrolled else (full if not settings.log else solution.plan())
             ctx.save_for_backward(out, plan, log_alpha)
         return out.to(log_alpha.dtype)
 
@@ -293,16 +270,8 @@ class _SinkhornFunction(torch.autograd.Function):
         grad = grad_out.to(out.dtype)
         # the gradient with respect to log P; 0 where P is exactly 0
         grad = torch.where(out > float("-inf"), grad, 0.0) if ctx.settings.log else grad * out
-        grad = _pad_rows(grad, ctx.rows)
-        # grad is this function's own tensor: each block's gradient overwrites its block of it
-        blocks, dx = ctx.blocks, grad
-        if plan is None:
-            _blocks.run(lambda i: reverse(ctx.solutions[i], grad[blocks[i]]), range(len(blocks)))
-        else:
-            _blocks.run(
-                lambda i: implicit_grad(plan[blocks[i]], grad[blocks[i]], out=grad[blocks[i]]),
-                range(len(blocks)),
-            )
+        grad = _pad_rows(grad, (plan if plan is not None else ctx.solution.problem.x).shape[-2])
+        dx = reverse(ctx.solution, grad) if plan is None else implicit_grad(plan, grad)
         if ctx.settings.tau != 1:
             dx.div_(ctx.settings.tau)
         return dx[:, : ctx.n_rows].to(grad_out.dtype), None, None, None
