@@ -27,6 +27,7 @@ __all__ = [
     "CorruptCheckpointError",
     "atomic_write",
     "checksum",
+    "first_line",
     "load",
     "read_weights",
     "remove_temporaries",
@@ -78,9 +79,8 @@ def load(path: str | os.PathLike, *kinds: str) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CorruptCheckpointError(
-            f"{path} is not a readable {names} file (corrupt or truncated?): {first_line}"
+            f"{path} is not a readable {names} file (corrupt or truncated?): {first_line(err)}"
         ) from err
     expected = {f"gumbel-sinkhorn-{kind}" for kind in kinds}
     if not isinstance(payload, dict) or payload.get("format") not in expected:
@@ -173,3 +173,9 @@ def load_state(model: torch.nn.Module, state: dict[str, Any], source: str | os.P
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
         detail = "; ".join(lines[:2]) or type(err).__name__
         raise BadFileError(f"{source} holds weights that do not fit its model: {detail}") from err
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

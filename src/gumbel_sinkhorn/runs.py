@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .errors import InvalidValueError
 
+#: The setting that points the data loaders at a folder of local copies (mnist/, celegans/ ...).
+ENV_VAR = "GUMBEL_SINKHORN_DATA"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 

@@ -166,13 +166,8 @@ def warm_start(model: torch.nn.Module, task, source: str | os.PathLike) -> None:
         load(payload["state_dict"])
     except (RuntimeError, ValueError) as err:
         raise InvalidValueError(
-            f"init weights {source} do not fit this model: {_first_line(err)}"
+            f"init weights {source} do not fit this model: {checkpoint.first_line(err)}"
         ) from err
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _lr_factor(schedule: str | None, epochs: int):

@@ -15,9 +15,7 @@ from typing import Any
 from ..configs import Config
 from ..errors import InvalidValueError, UserError
 from ..files import writable_folder
-from ..runs import available
-
-ENV_VAR = "GUMBEL_SINKHORN_DATA"
+from ..runs import ENV_VAR, available
 
 
 class UsageError(UserError):
@@ -148,11 +146,6 @@ def _scalar_type(hint) -> type | None:
 
 def _shown(value) -> str:
     return "none" if value is None else str(value)
-
-
-def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The options among ``names`` that the command line sets (not None)."""
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def add_model_source(parser, *, prefixes: tuple[str, ...], required: bool = True) -> None:

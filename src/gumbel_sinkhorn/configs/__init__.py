@@ -133,6 +133,11 @@ def number(value, name: str, *, low: float = 0.0, high: float = math.inf,
     return float(value)
 
 
+def non_negative(value, name: str) -> float:
+    """``value`` as a finite float >= 0 (:func:`number` on ``[0, inf)``)."""
+    return number(value, name, low_open=False)
+
+
 def check(config, **checks) -> None:
     """Run ``checks`` (field name -> function(value, name) -> value) on a frozen dataclass."""
     for name, fn in checks.items():
@@ -154,7 +159,7 @@ class SamplingConfig(Config):
             tau=number,
             n_iter=count,
             n_samples=count,
-            noise_factor=lambda v, n: number(v, n, low_open=False),
+            noise_factor=non_negative,
         )
 
 

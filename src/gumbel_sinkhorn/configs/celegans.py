@@ -14,14 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import InvalidValueError
-from . import Config, check, count, number, option
+from . import Config, check, count, non_negative, number, option
 
 METHODS = ("naive", "map", "mcmc", "gumbel-sinkhorn")
 TABLE_NAMES = ("candidates", "known")
-
-
-def _at_least_zero(value, name: str) -> float:
-    return number(value, name, low_open=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +44,7 @@ class SimulationConfig(Config):
     def __post_init__(self):
         check(self, n_worms=count, n_known=lambda v, n: count(v, n, minimum=0))
         check(self, n_steps=lambda v, n: count(v, n, minimum=2))
-        check(self, eta=_at_least_zero, position_noise=_at_least_zero, noise_std=number)
+        check(self, eta=non_negative, position_noise=non_negative, noise_std=number)
         check(self, radius_factor=number)
         if self.radius_factor <= 1:
             raise InvalidValueError(
@@ -72,4 +68,4 @@ class Settings(Config):
     def __post_init__(self):
         check(self, steps=count, lr=number, tau=number, n_iter=count, n_samples=count)
         check(self, sweeps=count, n_steps=lambda v, n: count(v, n, minimum=2))
-        check(self, position_noise=_at_least_zero)
+        check(self, position_noise=non_negative)

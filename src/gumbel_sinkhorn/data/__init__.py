@@ -11,7 +11,8 @@ torch.Size([360, 4, 1, 4, 4])
 True
 """
 
-from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, cache_dir
+from ..runs import ENV_VAR
+from ._files import CorruptFileError, DatasetNotFoundError, cache_dir
 from .datasets import NAMES, ImageDataset, folder_split, load_dataset, normalize
 from .digits import load_digits
 from .images import image_files, load_image, load_image_folder, resize_images, save_image

@@ -18,7 +18,6 @@ except ImportError as err:
 from ..errors import BadFileError, MissingFileError
 from ..files import atomic_write
 
-ENV_VAR = "GUMBEL_SINKHORN_DATA"
 _CHUNK = 1 << 20
 
 

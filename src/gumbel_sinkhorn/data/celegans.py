@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from ..errors import InvalidValueError
-from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, check_md5
+from ..runs import ENV_VAR
+from ._files import CorruptFileError, DatasetNotFoundError, check_md5
 
 FILES = {
     "NeuronConnect.csv": "382ac96d36c5faf4c001b9c6ccb4b966",

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidValueError
-from ._files import ENV_VAR, CorruptFileError, DatasetNotFoundError, cache_dir, check_md5, download
+from ..runs import ENV_VAR
+from ._files import CorruptFileError, DatasetNotFoundError, cache_dir, check_md5, download
 
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS = ("train", "test")
