@@ -30,8 +30,13 @@ def flip_a_bit_in_tensor_data(path, bit=3):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
-    task = JigsawTask.create(dataset="digits", grid=2, train_size=64, test_size=16,
-                             model=PRESETS["ours"].replace(n_context=1, d_model=16))
+    task = JigsawTask.create(
+        dataset="digits",
+        grid=2,
+        train_size=64,
+        test_size=16,
+        model=PRESETS["ours"].replace(n_context=1, d_model=16),
+    )
     fit(task, folder, epochs=1, lr=1e-3, progress=False)
     pretrained.save_weights(folder / "weights.pt", task, pretrained.load_model(folder)[1])
     return folder

@@ -29,24 +29,43 @@ CASES = {
     "missing dataset folder": ([*TRAIN, "--dataset", "{tmp}/none"], "dataset must be one of"),
     "run folder under a file": ([*TRAIN[:-1], "{tmp}/note.png/run"], "not writable"),
     "resume without a run": ([*TRAIN, "--resume"], "no checkpoint.pt"),
-    "missing image": (["jigsaw", "solve", "{tmp}/none.png", "--run", "{tmp}/w.pt"],
-                      "none.png does not exist"),
+    "missing image": (
+        ["jigsaw", "solve", "{tmp}/none.png", "--run", "{tmp}/w.pt"],
+        "none.png does not exist",
+    ),
     "non-image file": (["jigsaw", "solve", "{tmp}/note.png", "--run", "{tmp}/w.pt"], "Pillow"),
     "folder with one image": ([*TRAIN, "--dataset", "{tmp}/one"], "holds 1 image file, none left"),
     "sorting: lists of one number": ([*SORT, "--n", "1"], "--numbers (numbers per list) must"),
-    "sorting: negative batch size": ([*SORT, "--batch-size", "-4"],
-                                     "--batch-size must be an integer >= 1"),
-    "sorting: negative batch (old flag)": ([*SORT, "--batch", "-4"],
-                                           "--batch-size must be an integer >= 1"),
+    "sorting: negative batch size": (
+        [*SORT, "--batch-size", "-4"],
+        "--batch-size must be an integer >= 1",
+    ),
+    "sorting: negative batch (old flag)": (
+        [*SORT, "--batch", "-4"],
+        "--batch-size must be an integer >= 1",
+    ),
     "sorting: empty range": ([*SORT, "--low", "1", "--high", "0"], "needs --low < --high"),
     "sorting: infinite range": ([*SORT, "--high", "inf"], "finite"),
     "sorting: no such device": ([*SORT, "--device", "gpu"], "device must be"),
     "sorting: weights under a file": ([*SORT, "--weights", "{tmp}/note.png/w.pt"], "not writable"),
     "sorting: a jigsaw model": (["sorting", "evaluate", "--pretrained", "{tmp}/w.pt"], "jigsaw"),
-    "sorting: negative std": (["sorting", "evaluate", "--pretrained", "sort-5", "--distribution",
-                               "normal", "--std", "-1"], "std > 0"),
-    "demo: run folder under a file": (["jigsaw", "demo", "--run-dir", "{tmp}/note.png/d"],
-                                      "not writable"),
+    "sorting: negative std": (
+        [
+            "sorting",
+            "evaluate",
+            "--pretrained",
+            "sort-5",
+            "--distribution",
+            "normal",
+            "--std",
+            "-1",
+        ],
+        "std > 0",
+    ),
+    "demo: run folder under a file": (
+        ["jigsaw", "demo", "--run-dir", "{tmp}/note.png/d"],
+        "not writable",
+    ),
     "figure under a file": ([*FIGURE, "{tmp}/note.png/f.png"], "not writable"),
     "figure: unknown format": ([*FIGURE, "{tmp}/f.txt"], "expected a .png file name"),
 }
@@ -91,8 +110,10 @@ def test_a_decompression_bomb_is_one_line(files, capsys, monkeypatch):
 # line, then one error line naming the option; exit status 2 and no traceback.
 PARSER_CASES = {
     "no model given": (["jigsaw", "evaluate"], "required: --pretrained"),
-    "sorting: zero lists": (["sorting", "evaluate", "--pretrained", "sort-5", "--n-lists", "0"],
-                            "argument --n-lists: expected an integer >= 1, got '0'"),
+    "sorting: zero lists": (
+        ["sorting", "evaluate", "--pretrained", "sort-5", "--n-lists", "0"],
+        "argument --n-lists: expected an integer >= 1, got '0'",
+    ),
 }
 
 

@@ -164,9 +164,7 @@ def test_the_command_reports_a_full_disk_in_one_line(monkeypatch, capsys):
 def test_resuming_with_another_seed_is_refused(tmp_path):
     fit(LineTask.create(), tmp_path, epochs=1, lr=0.05, seed=1, progress=False, device="cpu")
     with pytest.raises(ValueError, match="trained with seed 1"):
-        fit(
-            LineTask.create(), tmp_path, epochs=2, lr=0.05, seed=2, resume=True, progress=False
-        )
+        fit(LineTask.create(), tmp_path, epochs=2, lr=0.05, seed=2, resume=True, progress=False)
 
 
 def test_a_checkpoint_from_a_longer_epoch_is_refused(tmp_path):

@@ -15,8 +15,13 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 def test_the_license_is_the_full_apache_2_text():
     text = (ROOT / "LICENSE").read_text()
-    for words in ("Apache License", "Version 2.0, January 2004", "TERMS AND CONDITIONS FOR USE",
-                  "9. Accepting Warranty or Additional Liability", "END OF TERMS AND CONDITIONS"):
+    for words in (
+        "Apache License",
+        "Version 2.0, January 2004",
+        "TERMS AND CONDITIONS FOR USE",
+        "9. Accepting Warranty or Additional Liability",
+        "END OF TERMS AND CONDITIONS",
+    ):
         assert words in text
     assert len(text.split()) > 1500  # the whole license, not a notice
 
@@ -34,8 +39,22 @@ def test_the_package_page_has_no_relative_links_and_its_code_runs(capsys):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return next(out.glob("gumbel_sinkhorn-*.whl"))
 
 
@@ -60,13 +79,16 @@ WITHOUT_EXTRA = "import sys; sys.modules.update(tqdm=None, PIL=None, matplotlib=
 
 
 def python(code):
-    return subprocess.run([sys.executable, "-c", WITHOUT_EXTRA + code], capture_output=True,
-                          text=True, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRA + code], capture_output=True, text=True, cwd=ROOT
+    )
 
 
 def test_the_operators_work_without_the_cli_extra_and_the_rest_says_what_is_missing():
-    ops = python("import torch, gumbel_sinkhorn as gs; "
-                 "print(gs.place(torch.arange(3), gs.matching(torch.eye(3))).tolist())")
+    ops = python(
+        "import torch, gumbel_sinkhorn as gs; "
+        "print(gs.place(torch.arange(3), gs.matching(torch.eye(3))).tolist())"
+    )
     assert ops.returncode == 0 and ops.stdout.strip() == "[0, 1, 2]", ops.stderr
     train = python("import gumbel_sinkhorn.train")
     assert "needs tqdm, which is not installed: pip install 'gumbel-sinkhorn[cli]'" in train.stderr

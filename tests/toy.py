@@ -151,8 +151,15 @@ def main(argv=None):
     task = LineTask.create()
     try:
         fit(
-            task, args.run_dir, epochs=args.epochs, lr=args.lr, seed=args.seed,
-            resume=args.resume, save_every=args.save_every, progress=False, device="cpu",
+            task,
+            args.run_dir,
+            epochs=args.epochs,
+            lr=args.lr,
+            seed=args.seed,
+            resume=args.resume,
+            save_every=args.save_every,
+            progress=False,
+            device="cpu",
         )
     except KeyboardInterrupt as err:
         print(f"interrupted: {err}", file=sys.stderr)

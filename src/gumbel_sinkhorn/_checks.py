@@ -142,4 +142,3 @@ def same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
         raise InvalidValueError(
             f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-

@@ -63,6 +63,17 @@ def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):
     assert main(argv) == 0  # a rerun finds every record done
     assert len(json.loads(out.read_text())["records"]) == 8
     capsys.readouterr()
+    # a file written before lr_weights existed (the weights then used lr) resumes too
+    old = json.loads(out.read_text())
+    del old["settings"]["lr_weights"]
+    out.write_text(json.dumps(old))
+    assert main(argv) == 0
+    assert len(json.loads(out.read_text())["records"]) == 8
+    capsys.readouterr()
+    # other settings into the same file: refused, and the records stay
+    assert main([*argv, "--lr-weights", "0.01"]) == 2
+    assert "holds the records of another table or other settings" in capsys.readouterr().err
+    assert len(json.loads(out.read_text())["records"]) == 8
     # a second process on some cells only, merged when the table is printed
     other = tmp_path / "other.json"
     argv[argv.index("--output") + 1] = str(other)

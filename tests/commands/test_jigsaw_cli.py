@@ -7,8 +7,23 @@ from gumbel_sinkhorn.cli import main
 from gumbel_sinkhorn.data import load_image, save_image
 from gumbel_sinkhorn.tasks.jigsaw import METRICS
 
-TINY = ["--dataset", "digits", "--grid", "2", "--epochs", "1", "--train-size", "256",
-        "--test-size", "40", "--n-context", "1", "--d-model", "16", "--quiet"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--grid",
+    "2",
+    "--epochs",
+    "1",
+    "--train-size",
+    "256",
+    "--test-size",
+    "40",
+    "--n-context",
+    "1",
+    "--d-model",
+    "16",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +112,32 @@ def test_help_documents_every_option(capsys):
 
 @pytest.mark.parametrize(
     "flags, expected, sampling",
-    [([], {}, {}),
-     (["--no-pool", "--hidden", "4", "--n-conv", "2", "--kernel", "3", "--input-power", "0.5",
-       "--tau", "0.5", "--n-iter", "7", "--n-samples", "2"],
-      {"pool": False, "hidden": 4, "n_conv": 2, "kernel": 3, "input_power": 0.5},
-      {"tau": 0.5, "n_iter": 7, "n_samples": 2}),
-     (["--model", "tutorial", "--no-pool", "--samples", "3"], {"pool": False}, {"n_samples": 3}),
-     (["--input-power", "0"], {"input_power": None}, {})],
+    [
+        ([], {}, {}),
+        (
+            [
+                "--no-pool",
+                "--hidden",
+                "4",
+                "--n-conv",
+                "2",
+                "--kernel",
+                "3",
+                "--input-power",
+                "0.5",
+                "--tau",
+                "0.5",
+                "--n-iter",
+                "7",
+                "--n-samples",
+                "2",
+            ],
+            {"pool": False, "hidden": 4, "n_conv": 2, "kernel": 3, "input_power": 0.5},
+            {"tau": 0.5, "n_iter": 7, "n_samples": 2},
+        ),
+        (["--model", "tutorial", "--no-pool", "--samples", "3"], {"pool": False}, {"n_samples": 3}),
+        (["--input-power", "0"], {"input_power": None}, {}),
+    ],
 )
 def test_every_model_option_reaches_the_model(tmp_path, flags, expected, sampling):
     from gumbel_sinkhorn import pretrained
@@ -123,8 +157,22 @@ def test_every_model_option_reaches_the_model(tmp_path, flags, expected, samplin
 def test_init_warm_starts_from_weights_and_refuses_a_mismatch(run_dir, tmp_path):
     from gumbel_sinkhorn import pretrained
 
-    assert main(["jigsaw", "train", "--run-dir", str(tmp_path / "warm"), *TINY,
-                 "--init", str(run_dir), "--lr", "1e-9"]) == 0
+    assert (
+        main(
+            [
+                "jigsaw",
+                "train",
+                "--run-dir",
+                str(tmp_path / "warm"),
+                *TINY,
+                "--init",
+                str(run_dir),
+                "--lr",
+                "1e-9",
+            ]
+        )
+        == 0
+    )
     before = pretrained.load_model(run_dir)[1].state_dict()
     after = pretrained.load_model(tmp_path / "warm")[1].state_dict()
     assert torch.allclose(before["g2.weight"], after["g2.weight"], atol=1e-6)
@@ -145,8 +193,24 @@ def test_init_into_more_context_layers_and_power_channels_keeps_the_scores(run_d
     assert deeper.n_context == 3 and start.n_context == 1
     pieces = task.puzzles(task.images.split("test")[:16]).scrambled
     torch.testing.assert_close(deeper(pieces), start.eval()(pieces))
-    assert main(["jigsaw", "train", "--run-dir", str(run_dir.parent / "deeper"), *TINY,
-                 "--n-context", "2", "--input-power", "0.5", "--init", str(run_dir)]) == 0
+    assert (
+        main(
+            [
+                "jigsaw",
+                "train",
+                "--run-dir",
+                str(run_dir.parent / "deeper"),
+                *TINY,
+                "--n-context",
+                "2",
+                "--input-power",
+                "0.5",
+                "--init",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
 
 
 def test_demo_says_plainly_when_mnist_is_missing_and_runs_on_the_embedded_digits(
@@ -158,8 +222,22 @@ def test_demo_says_plainly_when_mnist_is_missing_and_runs_on_the_embedded_digits
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(mnist, "MIRRORS", {"mnist": (), "fashion-mnist": ()})
     run = tmp_path / "demo"
-    assert main(["jigsaw", "demo", "--run-dir", str(run), "--epochs", "1", "--train-size", "300",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "jigsaw",
+                "demo",
+                "--run-dir",
+                str(run),
+                "--epochs",
+                "1",
+                "--train-size",
+                "300",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "MNIST is not available here" in out and "embedded" in out
     assert all(key in out for key in METRICS)
@@ -168,10 +246,26 @@ def test_demo_says_plainly_when_mnist_is_missing_and_runs_on_the_embedded_digits
 
 @pytest.mark.parametrize(
     "flags, lr, schedule, exponent, shift",
-    [([], 3e-3, "cosine", 0.25, 1),
-     (["--model", "tutorial"], 1e-4, "none", 1.0, 0),
-     (["--lr", "0.01", "--lr-schedule", "none", "--loss-exponent", "0.5", "--augment-shift", "2"],
-      0.01, "none", 0.5, 2)],
+    [
+        ([], 3e-3, "cosine", 0.25, 1),
+        (["--model", "tutorial"], 1e-4, "none", 1.0, 0),
+        (
+            [
+                "--lr",
+                "0.01",
+                "--lr-schedule",
+                "none",
+                "--loss-exponent",
+                "0.5",
+                "--augment-shift",
+                "2",
+            ],
+            0.01,
+            "none",
+            0.5,
+            2,
+        ),
+    ],
 )
 def test_each_preset_trains_with_its_recipe_unless_told_otherwise(
     tmp_path, flags, lr, schedule, exponent, shift

@@ -17,16 +17,34 @@ def run(capsys, *args):
 def weights(tmp_path_factory):
     """A run trained through the CLI (tiny), and its weights file."""
     folder = tmp_path_factory.mktemp("cli")
-    args = ["sorting", "train", "--n", "5", "--epochs", "2", "--steps", "20", "--eval-lists", "50",
-            "--run-dir", folder / "run", "--weights", folder / "sort-5.pt", "--quiet"]
+    args = [
+        "sorting",
+        "train",
+        "--n",
+        "5",
+        "--epochs",
+        "2",
+        "--steps",
+        "20",
+        "--eval-lists",
+        "50",
+        "--run-dir",
+        folder / "run",
+        "--weights",
+        folder / "sort-5.pt",
+        "--quiet",
+    ]
     assert cli.main([str(a) for a in args]) == 0
     return folder
 
 
 def test_train_writes_checkpoint_metrics_and_weights(weights):
     assert (weights / "run" / "checkpoint.pt").is_file()
-    rows = [json.loads(line) for line in (weights / "run" / "metrics.jsonl").read_text().split("\n")
-            if line]
+    rows = [
+        json.loads(line)
+        for line in (weights / "run" / "metrics.jsonl").read_text().split("\n")
+        if line
+    ]
     assert [r["epoch"] for r in rows] == [1, 2] and "prop_any_wrong" in rows[-1]
     task, model, metrics = pretrained.load_model(weights / "sort-5.pt")
     assert task.name == "sorting" and task.config.n == 5 and metrics["train_seconds"] > 0
@@ -34,8 +52,9 @@ def test_train_writes_checkpoint_metrics_and_weights(weights):
 
 
 def test_train_resume_continues_with_the_runs_options(weights, capsys):
-    code, out, _ = run(capsys, "train", "--epochs", 3, "--run-dir", weights / "run", "--resume",
-                       "--quiet")
+    code, out, _ = run(
+        capsys, "train", "--epochs", 3, "--run-dir", weights / "run", "--resume", "--quiet"
+    )
     assert code == 0 and "trained 3 epochs" in out
     assert len((weights / "run" / "metrics.jsonl").read_text().splitlines()) == 3
 
@@ -49,13 +68,28 @@ def test_train_refuses_to_overwrite_a_run(weights, capsys):
 def test_evaluate_shipped_weights(name, tmp_path, capsys):
     """Shipped models on a shifted range: the JSON holds the metrics of a direct computation."""
     out_file = tmp_path / "m.json"
-    code, out, _ = run(capsys, "evaluate", "--pretrained", name, "--n-lists", 100, "--low", 0,
-                       "--high", 10, "--seed", 5, "--output", out_file)
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--pretrained",
+        name,
+        "--n-lists",
+        100,
+        "--low",
+        0,
+        "--high",
+        10,
+        "--seed",
+        5,
+        "--output",
+        out_file,
+    )
     assert code == 0 and "prop_any_wrong" in out
     report = json.loads(out_file.read_text())
     task, model, _ = pretrained.load_model(name)
-    lists = sample_lists(100, task.config.n, Distribution(low=0, high=10),
-                         generator=torch.Generator().manual_seed(5))
+    lists = sample_lists(
+        100, task.config.n, Distribution(low=0, high=10), generator=torch.Generator().manual_seed(5)
+    )
     with torch.no_grad():
         scores = model(lists.random)
     from gumbel_sinkhorn import kendall_tau, matching
@@ -72,8 +106,20 @@ def test_evaluate_shipped_weights(name, tmp_path, capsys):
 
 
 def test_evaluate_a_run_folder_on_normal_lists(weights, capsys, tmp_path):
-    code, out, _ = run(capsys, "evaluate", "--pretrained", weights / "run", "--n-lists", 20,
-                       "--distribution", "normal", "--mean", 3, "--std", 100)
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--pretrained",
+        weights / "run",
+        "--n-lists",
+        20,
+        "--distribution",
+        "normal",
+        "--mean",
+        3,
+        "--std",
+        100,
+    )
     assert code == 0 and "N(3, 100^2)" in out
 
 
@@ -86,18 +132,28 @@ def test_figure(weights, tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--n", 1, "--run-dir", "{tmp}/r"],
-         "--numbers (numbers per list) must be an integer >= 2"),
-        (["train", "--n", 5, "--epochs", 0, "--run-dir", "{tmp}/r"],
-         "--epochs must be an integer >= 1"),
+        (
+            ["train", "--n", 1, "--run-dir", "{tmp}/r"],
+            "--numbers (numbers per list) must be an integer >= 2",
+        ),
+        (
+            ["train", "--n", 5, "--epochs", 0, "--run-dir", "{tmp}/r"],
+            "--epochs must be an integer >= 1",
+        ),
         (["train", "--low", 1, "--high", 1, "--run-dir", "{tmp}/r"], "needs --low < --high"),
         (["train", "--batch", -2, "--run-dir", "{tmp}/r"], "--batch-size must be an integer >= 1"),
-        (["train", "--batch-size", -2, "--run-dir", "{tmp}/r"],
-         "--batch-size must be an integer >= 1"),
-        (["evaluate", "--pretrained", "{weights}", "--low", 2, "--high", 1],
-         "needs --low < --high"),
-        (["evaluate", "--pretrained", "{weights}", "--distribution", "normal", "--std", 0],
-         "std > 0"),
+        (
+            ["train", "--batch-size", -2, "--run-dir", "{tmp}/r"],
+            "--batch-size must be an integer >= 1",
+        ),
+        (
+            ["evaluate", "--pretrained", "{weights}", "--low", 2, "--high", 1],
+            "needs --low < --high",
+        ),
+        (
+            ["evaluate", "--pretrained", "{weights}", "--distribution", "normal", "--std", 0],
+            "std > 0",
+        ),
         (["evaluate", "--pretrained", "no-such-model"], "neither a file, a run folder nor"),
     ],
 )
@@ -114,8 +170,10 @@ def test_a_list_count_the_parser_refuses_is_usage_and_exit_2(weights, capsys):
                   "-5"])  # fmt: skip
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].endswith(
-        "error: argument --n-lists: expected an integer >= 1, got '-5'"
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith("error: argument --n-lists: expected an integer >= 1, got '-5'")
     )
 
 
@@ -127,7 +185,10 @@ def test_old_and_new_flag_spellings_set_the_same_options():
                              "--steps-per-epoch", "9"])  # fmt: skip
     assert vars(old) == vars(new)
     assert (new.n, new.batch_size, getattr(new, "sampling.n_samples"), new.steps_per_epoch) == (
-        7, 3, 2, 9
+        7,
+        3,
+        2,
+        9,
     )
     unset = parser.parse_args(base)  # not given: None, the configuration supplies the default
     assert unset.n is unset.batch_size is getattr(unset, "sampling.tau") is None
@@ -136,8 +197,9 @@ def test_old_and_new_flag_spellings_set_the_same_options():
 def test_help_documents_every_option(capsys):
     import argparse
 
-    commands = next(a for a in cli.build_parser()._actions
-                    if isinstance(a, argparse._SubParsersAction))
+    commands = next(
+        a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
     sorting = commands.choices["sorting"]
     actions = next(a for a in sorting._actions if isinstance(a, argparse._SubParsersAction))
     assert set(actions.choices) == {"train", "evaluate", "figure"}

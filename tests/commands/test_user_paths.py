@@ -136,7 +136,9 @@ def test_progress_is_a_line_per_epoch_when_not_a_terminal(capsys, tmp_path):
     captured = capsys.readouterr()
     assert "it/s" not in captured.err  # no progress bar into a log
     assert [line.split()[:2] for line in captured.out.splitlines()] == [
-        ["epoch", "1"], ["epoch", "2"], ["epoch", "3"]
+        ["epoch", "1"],
+        ["epoch", "2"],
+        ["epoch", "3"],
     ]
 
 

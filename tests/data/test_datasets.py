@@ -62,8 +62,9 @@ def make_folder(folder, n, seed=0):
     gen = torch.Generator().manual_seed(seed)
     for i in range(n):
         size = (3, 20 + i % 3, 24)
-        save_image(torch.randint(0, 256, size, dtype=torch.uint8, generator=gen),
-                   folder / f"{i:03d}.png")
+        save_image(
+            torch.randint(0, 256, size, dtype=torch.uint8, generator=gen), folder / f"{i:03d}.png"
+        )
 
 
 def test_folder_dataset_held_out_split(tmp_path):

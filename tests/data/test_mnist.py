@@ -206,8 +206,14 @@ def test_offline_error_says_how_to_point_at_local_files(tmp_path, monkeypatch, p
     with pytest.raises(DatasetNotFoundError) as err:
         load_fashion_mnist("train", root=tmp_path / "nowhere")
     message = str(err.value)
-    for part in ("train-images-idx3-ubyte.gz", "nowhere/fashion-mnist", "http://127.0.0.1:9/",
-                 "GUMBEL_SINKHORN_DATA=DIR", "--data-root DIR", "root=DIR"):
+    for part in (
+        "train-images-idx3-ubyte.gz",
+        "nowhere/fashion-mnist",
+        "http://127.0.0.1:9/",
+        "GUMBEL_SINKHORN_DATA=DIR",
+        "--data-root DIR",
+        "root=DIR",
+    ):
         assert part in message
     with pytest.raises(DatasetNotFoundError, match="download=False"):
         load_mnist("test", download=False)

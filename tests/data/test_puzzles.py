@@ -200,12 +200,18 @@ def test_random_shift_repeats_the_border_and_refuses_a_negative_shift():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 6), st.integers(2, 40), st.integers(2, 40), st.sampled_from(["pad", "crop"]),
-       st.integers(0, 2**31))
+@given(
+    st.integers(2, 6),
+    st.integers(2, 40),
+    st.integers(2, 40),
+    st.sampled_from(["pad", "crop"]),
+    st.integers(0, 2**31),
+)
 def test_fit_image_is_the_training_fit_and_unfit_gives_the_image_back(grid, h, w, mode, seed):
     # what solve does to one image: the same pixels as the training images got, and back
-    image = torch.randint(0, 256, (2, h, w), dtype=torch.uint8,
-                          generator=torch.Generator().manual_seed(seed))
+    image = torch.randint(
+        0, 256, (2, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
     if mode == "crop" and min(h, w) < grid:
         return
     trained = fit_to_grid(image, grid, mode=mode)
@@ -217,8 +223,12 @@ def test_fit_image_is_the_training_fit_and_unfit_gives_the_image_back(grid, h, w
     back = unfit_image(solved, fit)
     assert back.shape == image.shape and back.dtype == image.dtype
     if mode == "pad":
-        assert torch.equal(fit_to_grid(back, grid, mode="pad")[..., fit.top : fit.top + h,
-                                                               fit.left : fit.left + w], back)
+        assert torch.equal(
+            fit_to_grid(back, grid, mode="pad")[
+                ..., fit.top : fit.top + h, fit.left : fit.left + w
+            ],
+            back,
+        )
     else:
         assert torch.equal(fit_to_grid(back, grid, mode="crop"), solved)
 

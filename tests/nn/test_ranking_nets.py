@@ -13,8 +13,10 @@ def neuralsort_by_hand(s: list[float], tau: float) -> list[list[float]]:
     n = len(s)
     rows = []
     for i in range(1, n + 1):
-        logits = [((n + 1 - 2 * i) * s[k] - sum(abs(s[k] - s[m]) for m in range(n))) / tau
-                  for k in range(n)]
+        logits = [
+            ((n + 1 - 2 * i) * s[k] - sum(abs(s[k] - s[m]) for m in range(n))) / tau
+            for k in range(n)
+        ]
         top = max(logits)
         weights = [math.exp(v - top) for v in logits]
         rows.append([w / sum(weights) for w in weights])
@@ -54,8 +56,10 @@ def test_rank_scores_sort_any_scores_by_construction():
 def test_rank_scores_against_all_permutations():
     s = torch.tensor([0.4, -1.0, 2.5, 0.0, 0.3], dtype=torch.float64)
     log_alpha = rank_scores(s, 0.7)
-    totals = {p: sum(log_alpha[i, p[i]].item() for i in range(5))
-              for p in itertools.permutations(range(5))}
+    totals = {
+        p: sum(log_alpha[i, p[i]].item() for i in range(5))
+        for p in itertools.permutations(range(5))
+    }
     assert max(totals, key=totals.get) == tuple(s.argsort().argsort().tolist())
 
 

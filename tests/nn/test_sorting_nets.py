@@ -31,7 +31,9 @@ def test_standardize_removes_location_and_scale():
 @given(
     st.lists(
         st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: round(v, 3)),
-        min_size=2, max_size=40, unique=True,
+        min_size=2,
+        max_size=40,
+        unique=True,
     ),
     st.floats(1e-3, 1e3),
     st.floats(-1e4, 1e4),

@@ -13,8 +13,12 @@ EXACT_ABOVE = {torch.float32: 1e-30, torch.float64: 1e-290}
 def test_exp_equals_torch_above_the_floor_and_is_zero_below(dtype):
     g = torch.Generator().manual_seed(0)
     low = torch.finfo(dtype).min
-    t = torch.cat([torch.randn(5000, generator=g, dtype=dtype) * 300,
-                   torch.tensor([0.0, -1.0, float("-inf"), low, float("nan")], dtype=dtype)])
+    t = torch.cat(
+        [
+            torch.randn(5000, generator=g, dtype=dtype) * 300,
+            torch.tensor([0.0, -1.0, float("-inf"), low, float("nan")], dtype=dtype),
+        ]
+    )
     expected = torch.exp(t)
     for got in (_exp.exp(t), _exp.exp_(t.clone())):
         big = expected > EXACT_ABOVE[dtype]

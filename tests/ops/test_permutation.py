@@ -100,9 +100,18 @@ def test_random_permutation_takes_its_size_like_torch():
 def test_every_permutation_function_says_which_way_it_points():
     from gumbel_sinkhorn import data
 
-    functions = [gs.matching, gs.gumbel_matching, gs.permutation_matrix, gs.permutation_indices,
-                 gs.invert_permutation, gs.permute, gs.place, gs.random_permutation,
-                 data.scramble, data.unscramble]
+    functions = [
+        gs.matching,
+        gs.gumbel_matching,
+        gs.permutation_matrix,
+        gs.permutation_indices,
+        gs.invert_permutation,
+        gs.permute,
+        gs.place,
+        gs.random_permutation,
+        data.scramble,
+        data.unscramble,
+    ]
     for function in functions:
         doc = " ".join(function.__doc__.split())
         assert "goes" in doc or "which way" in doc.lower(), function.__name__

@@ -307,6 +307,7 @@ def test_autocast_does_not_lower_the_solver_precision(backward):
     x = randn(8, 6, 6, seed=21, dtype=torch.float32, scale=3.0)
     weights = randn(8, 6, 6, seed=22, dtype=torch.float32)
     for fn in (sinkhorn, log_sinkhorn):
+
         def solve(t, fn=fn):
             return fn(t, n_iter=50, tau=0.5, backward=backward)
 

@@ -81,8 +81,9 @@ def test_metrics_count_swapped_identical_pieces_as_exact():
     assert all(perfect[k].eq(1).all() for k in ("kendall_tau", "prop_exact"))
     assert all(perfect[k].eq(0).all() for k in ("prop_wrong", "prop_any_wrong", "l1", "l2"))
     # A blank image: every piece is identical, any answer reconstructs it exactly.
-    blank = puzzles._replace(scrambled=torch.zeros_like(puzzles.scrambled),
-                             pieces=torch.zeros_like(puzzles.pieces))
+    blank = puzzles._replace(
+        scrambled=torch.zeros_like(puzzles.scrambled), pieces=torch.zeros_like(puzzles.pieces)
+    )
     swapped = blank.perm.flip(-1)
     result = score(blank, swapped)
     assert result["prop_exact"].eq(1).all() and result["prop_wrong"].eq(1).all()
@@ -112,8 +113,12 @@ def test_loss_is_lowest_for_the_true_permutation(n_samples):
 
 @needs_mnist
 def test_a_short_training_run_learns_2x2_mnist(tmp_path):
-    config = JigsawConfig(grid=2, train_size=4096, test_size=500,
-                          model=PRESETS["ours"].replace(d_model=32, n_context=1))
+    config = JigsawConfig(
+        grid=2,
+        train_size=4096,
+        test_size=500,
+        model=PRESETS["ours"].replace(d_model=32, n_context=1),
+    )
     task = JigsawTask(config, data_root=DATA_ROOT)
     history = fit(task, tmp_path, epochs=2, lr=3e-3, seed=0, progress=False).history
     assert history[-1]["kendall_tau"] >= 0.9, history

@@ -11,8 +11,11 @@ from gumbel_sinkhorn.tasks import task_class
 from gumbel_sinkhorn.tasks.sorting import SortingTask, score
 from gumbel_sinkhorn.train import fit
 
-SHIFTED = [Distribution(low=0, high=10), Distribution(low=1000, high=1001),
-           Distribution(low=-5, high=5)]
+SHIFTED = [
+    Distribution(low=0, high=10),
+    Distribution(low=1000, high=1001),
+    Distribution(low=-5, high=5),
+]
 
 
 @pytest.fixture(scope="module", params=[5, 10])

@@ -138,6 +138,7 @@ def run_method(
         method=method,
         steps=settings.steps,
         lr=settings.lr,
+        lr_weights=settings.lr_weights,
         tau=settings.tau,
         n_iter=settings.n_iter,
         n_samples=settings.n_samples,
@@ -190,15 +191,27 @@ def reproduce(
     log=print,
 ) -> dict:
     """Run every cell of ``table`` on ``n_sims`` simulations, appending each record to the JSON
-    file ``output`` as it comes (records already there for the same settings are kept, so an
-    interrupted run resumes). ``cells``: run only the cells whose label contains one of these
-    strings (e.g. ``["10 %", "eta = 0.2"]``). Returns the file's content."""
+    file ``output`` as it comes (records already there are kept, so an interrupted run resumes;
+    a file of another table or other settings is refused, not overwritten). ``cells``: run only
+    the cells whose label contains one of these strings (e.g. ``["10 %", "eta = 0.2"]``).
+    Returns the file's content."""
     output = Path(output)
     report = {"table": table.name, "settings": settings.to_dict(), "records": []}
     if output.is_file():
         previous = json.loads(output.read_text())
-        if previous.get("settings") == report["settings"] and previous.get("table") == table.name:
-            report = previous
+        theirs = {"table": previous.get("table"), **dict(_settings(previous))}
+        ours = {"table": table.name, **report["settings"]}
+        differ = [
+            f"{k} {theirs.get(k)} there, {ours.get(k)} now"
+            for k in ours
+            if theirs.get(k) != ours[k]
+        ]
+        if differ:
+            raise InvalidValueError(
+                f"{output} holds the records of another table or other settings "
+                f"({'; '.join(differ)}): give another --output, or remove it to start again"
+            )
+        report = dict(previous, settings=report["settings"])
     done = {(r["cell"], r["sim"]): r for r in report["records"]}
     start = time.perf_counter()
     for sim_index in range(n_sims):
@@ -228,11 +241,10 @@ def reproduce(
 def merge(reports: list[dict]) -> dict:
     """One report from several ``reproduce`` files of the same table and settings (e.g. cells
     run by two processes); a cell and simulation found twice is kept once (the first)."""
-    first = reports[0]
-    for other in reports[1:]:
-        if (other.get("table"), other.get("settings")) != (first["table"], first["settings"]):
-            raise InvalidValueError("records of different tables or settings cannot be merged")
-    merged, seen = dict(first, records=[]), set()
+    kinds = {(r.get("table"), _settings(r)) for r in reports}
+    if len(kinds) > 1:
+        raise InvalidValueError("records of different tables or settings cannot be merged")
+    merged, seen = dict(reports[0], records=[]), set()
     for report in reports:
         for record in report["records"]:
             if (record["cell"], record["sim"]) not in seen:
@@ -240,6 +252,11 @@ def merge(reports: list[dict]) -> dict:
                 merged["records"].append(record)
     merged["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in reports)
     return merged
+
+
+def _settings(report: dict) -> tuple:
+    """A report's settings as today's options (files of earlier releases migrated), hashable."""
+    return tuple(Settings.from_dict(report.get("settings", {})).to_dict().items())
 
 
 def summarize(table: Table, report: dict) -> dict[str, dict[str, dict]]:

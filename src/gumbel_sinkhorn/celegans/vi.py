@@ -53,6 +53,7 @@ def fit_vi(
     method: str = "gumbel-sinkhorn",
     steps: int = 500,
     lr: float = 0.1,
+    lr_weights: float = 0.1,
     tau: float = 1.0,
     n_iter: int = 20,
     n_samples: int = 1,
@@ -67,15 +68,18 @@ def fit_vi(
     >>> fit_vi(sim.worms, method="naive", steps=5, progress=False).perm.shape
     torch.Size([1, 279])
 
-    ``steps`` of Adam at learning rate ``lr``; ``tau`` and ``n_iter``: temperature and Sinkhorn
-    iterations (Gumbel-Sinkhorn and MAP); ``n_samples``: Monte Carlo samples per step;
-    ``marginal_samples``: hard samples drawn at the end to estimate Gumbel-Sinkhorn's marginals.
+    ``steps`` of Adam at learning rate ``lr`` for the scores and ``lr_weights`` for ``q(W)``'s
+    parameters (the weights are of order 0.1; see docs/CELEGANS.md for what a smaller one does);
+    ``tau`` and ``n_iter``: temperature and Sinkhorn iterations (Gumbel-Sinkhorn and MAP);
+    ``n_samples``: Monte Carlo samples per step; ``marginal_samples``: hard samples drawn at the
+    end to estimate Gumbel-Sinkhorn's marginals.
     The same ``seed`` gives the same result (torch's global generator is left as it was).
     """
     if method not in METHODS:
         raise InvalidValueError(f"method must be one of {METHODS}, got {method!r}")
     steps = _checks.count(steps, "steps")
     lr, tau = _checks.positive(lr, "lr"), _checks.positive(tau, "tau")
+    lr_weights = _checks.positive(lr_weights, "lr_weights")
     n_iter, n_samples = _checks.count(n_iter, "n_iter"), _checks.count(n_samples, "n_samples")
     marginal_samples = _checks.count(marginal_samples, "marginal_samples", minimum=0)
     start = time.perf_counter()
@@ -87,8 +91,10 @@ def fit_vi(
         scores = torch.zeros(mask.shape, dtype=dtype, requires_grad=True)
         mean = torch.zeros_like(pattern, requires_grad=True)
         log_std = torch.full_like(pattern, -3.0, requires_grad=True)
-        params = [scores, mean] + ([log_std] if method != "map" else [])
-        optimizer = torch.optim.Adam(params, lr=lr)
+        weights = [mean] + ([log_std] if method != "map" else [])
+        optimizer = torch.optim.Adam(
+            [{"params": [scores]}, {"params": weights, "lr": lr_weights}], lr=lr
+        )
         prior = GumbelSinkhorn(torch.zeros((), dtype=dtype).expand(mask.shape), tau, mask=mask)
         history = []
         bar = tqdm(range(steps), desc=f"{method} VI", disable=None if progress else True)

@@ -182,9 +182,7 @@ def add_fit_options(parser, defaults) -> None:
         help="continue the run in --run-dir with its own options (any given here override them)",
     )
     group.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    group.add_argument(
-        "--quiet", action="store_true", help="no progress bar and no line per epoch"
-    )
+    group.add_argument("--quiet", action="store_true", help="no progress bar and no line per epoch")
 
 
 def output_path(path: str | None, suffixes: tuple[str, ...], what: str) -> Path | None:

@@ -76,8 +76,10 @@ def main(args) -> int:
     print(f"{describe(cold, info)}\nlargest distance of an entry from 0 or 1: {near:.3f}")
     hot = out["hot"]
     spread = float((hot - 1 / hot.shape[-1]).abs().max())
-    _show(f"gumbel_sinkhorn(log_alpha, tau=10): near uniform 1/N (largest deviation {spread:.3f})",
-          hot)
+    _show(
+        f"gumbel_sinkhorn(log_alpha, tau=10): near uniform 1/N (largest deviation {spread:.3f})",
+        hot,
+    )
     return 0
 
 

@@ -110,8 +110,15 @@ def count(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def number(value, name: str, *, low: float = 0.0, high: float = math.inf,
-           low_open: bool = True, high_open: bool = False) -> float:
+def number(
+    value,
+    name: str,
+    *,
+    low: float = 0.0,
+    high: float = math.inf,
+    low_open: bool = True,
+    high_open: bool = False,
+) -> float:
     """``value`` as a finite float in the interval named by the bounds, else a clear error.
 
     >>> number(0.5, "loss_exponent", high=1)

@@ -57,7 +57,8 @@ class Settings(Config):
     """Inference settings shared by every cell of a table (the command's options)."""
 
     steps: int = option(300, "VI / MAP: Adam steps")
-    lr: float = option(0.1, "VI / MAP: learning rate")
+    lr: float = option(0.1, "VI / MAP: learning rate of the name scores")
+    lr_weights: float = option(0.1, "VI / MAP: learning rate of the weights' parameters")
     tau: float = option(1.0, "Gumbel-Sinkhorn temperature")
     n_iter: int = option(10, "Sinkhorn iterations")
     n_samples: int = option(1, "Monte Carlo samples per step", flag="samples")
@@ -66,6 +67,21 @@ class Settings(Config):
     position_noise: float = option(0.0, "std of the observed positions")
 
     def __post_init__(self):
-        check(self, steps=count, lr=number, tau=number, n_iter=count, n_samples=count)
+        check(
+            self,
+            steps=count,
+            lr=number,
+            lr_weights=number,
+            tau=number,
+            n_iter=count,
+            n_samples=count,
+        )
         check(self, sweeps=count, n_steps=lambda v, n: count(v, n, minimum=2))
         check(self, position_noise=non_negative)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Records written before ``lr_weights`` existed used ``lr`` for the weights too."""
+        if "lr_weights" not in values:
+            values = {**values, "lr_weights": values.get("lr", cls.lr)}
+        return super().from_dict(values)

@@ -58,7 +58,13 @@ class PieceNetConfig(Config):
 #: ``--model ours`` (the shipped 3x3 to 6x6 models) and ``--model tutorial`` (the seed's network).
 PRESETS = {
     "ours": PieceNetConfig(
-        hidden=16, kernel=3, n_conv=2, pool=False, g2_bias=True, n_context=3, d_model=64,
+        hidden=16,
+        kernel=3,
+        n_conv=2,
+        pool=False,
+        g2_bias=True,
+        n_context=3,
+        d_model=64,
         input_power=0.25,
     ),  # fmt: skip
     "tutorial": PieceNetConfig(),

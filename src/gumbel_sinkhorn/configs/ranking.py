@@ -86,9 +86,7 @@ class RankingConfig(Config):
         check(self, n=sizes)
         if self.head == "classic":
             if len(self.n) != 1:
-                raise InvalidValueError(
-                    f"the classic head ranks sets of one size, got n={self.n}"
-                )
+                raise InvalidValueError(f"the classic head ranks sets of one size, got n={self.n}")
             object.__setattr__(self, "val_n", self.n)
         check(self, val_n=sizes)
         check(self, digits=lambda v, name: count(v, "digits (per number)"))

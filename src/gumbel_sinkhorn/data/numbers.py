@@ -16,6 +16,7 @@ __all__ = ["KINDS", "UNIFORM", "Distribution", "NumberLists", "sample_lists"]
 
 UNIFORM = Distribution()
 
+
 class NumberLists(NamedTuple):
     """Lists, their sorted copies, and the permutation between them both ways.
 
