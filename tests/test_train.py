@@ -54,6 +54,16 @@ def test_same_seed_same_weights_and_resume_matches_uninterrupted(tmp_path, line_
     assert not torch.equal(other["weight"], weights(tmp_path / "seed4")["weight"])
 
 
+def test_more_epochs_on_a_finished_cosine_run_continue_its_new_schedule(tmp_path, line_task):
+    done = fit(line_task, tmp_path, epochs=2, lr=0.1, lr_schedule="cosine", progress=False)
+    assert [row["lr"] for row in done.history] == pytest.approx([0.1, 0.05])
+    more = fit(
+        line_task, tmp_path, epochs=4, lr=0.1, lr_schedule="cosine", resume=True, progress=False
+    )
+    # epochs 3 and 4 follow the 4-epoch cosine from epoch 2 on (before: the first at lr 0)
+    assert [row["lr"] for row in more.history[2:]] == pytest.approx([0.05, 0.05 * (1 - 0.5**0.5)])
+
+
 def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path, line_task):
     fit(line_task, tmp_path, epochs=1, lr=0.1, progress=False)
     with pytest.raises(ValueError, match="already holds a run"):

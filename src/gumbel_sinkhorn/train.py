@@ -353,6 +353,7 @@ class _Loop:
             checkpoint.load_state(self.model, state["model"], self.ckpt_path)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            self._follow_schedule()
             self.history = state["history"]
             self.position = state.get("position")
             self._write_metrics()  # a run killed before it rewrote them gets them back
@@ -364,6 +365,17 @@ class _Loop:
         if self.here.distributed:
             ids = [self.here.device.index] if self.here.device.type == "cuda" else None
             self.trained = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _follow_schedule(self):
+        """Set the learning rate from this call's schedule at the resumed epoch: the optimizer's
+        stored rate is that of the run's own last step, 0 for a finished cosine run that is now
+        given more epochs."""
+        scheduler = self.scheduler
+        for group, base, factor in zip(
+            self.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def run(self):
         epochs, eval_every = self.config.epochs, self.config.eval_every
