@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import io
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -97,12 +98,22 @@ def test_decode_idx_and_all_its_checks(tmp_path):
         "long.gz": (idx_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2]), bytes(3)), "too long"),
         "header.gz": (gzip.compress(bytes([0, 0, 8, 3, 0, 0])), "truncated IDX header"),
         "huge.gz": (idx_bytes(bytes([0, 0, 0x0E, 3]) + b"\xff" * 12, bytes(8)), "truncated"),
+        "garbage.gz": (b"\x1f\x8b" + bytes(20), "broken gzip stream"),
     }
     for name, (data, message) in cases.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(CorruptFileError, match=message) as err:
             read_idx(tmp_path / name)
         assert name in str(err.value)
+    # a 64 KB file that would expand to 64 MB is read no further than its header's 6 bytes
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3]) + bytes(2**26)))
+    tracemalloc.start()
+    with pytest.raises(CorruptFileError, match="too long"):
+        read_idx(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**22
     with pytest.raises(CorruptFileError, match="does not match the published checksum"):
         read_idx(good, md5="0" * 32)
     assert read_idx(good, md5=hashlib.md5(good.read_bytes()).hexdigest()).shape == (2, 3)

@@ -15,7 +15,6 @@ with ``CorruptFileError`` and never cached (on disk or in memory).
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import zlib
@@ -82,11 +81,39 @@ def read_idx(path: str | os.PathLike, *, md5: str | None = None) -> torch.Tensor
     if md5 is not None:
         check_md5(data, md5, str(path))
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise CorruptFileError(f"{path}: broken gzip stream ({err})") from err
+        data = _gunzip(data, str(path))
     return decode_idx(data, source=str(path))
+
+
+def _gunzip(data: bytes, source: str) -> bytes:
+    """The content of a gzip stream, decompressed no further than one byte past the size its IDX
+    header describes: a small damaged or hostile file cannot expand into gigabytes first."""
+    stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = stream.decompress(data, 4)
+        if len(out) == 4 and out[:2] == b"\0\0" and out[2] in _IDX_DTYPES and out[3]:
+            out += stream.decompress(stream.unconsumed_tail, 4 * out[3])
+        limit = _described_size(out) + 1
+        while len(out) < limit and not stream.eof:
+            chunk = stream.decompress(stream.unconsumed_tail, min(limit - len(out), 2**24))
+            if not chunk:
+                break
+            out += chunk
+    except zlib.error as err:
+        raise CorruptFileError(f"{source}: broken gzip stream ({err})") from err
+    if len(out) < limit and not stream.eof:
+        raise CorruptFileError(f"{source}: broken gzip stream (it ends before its end marker)")
+    return out
+
+
+def _described_size(head: bytes) -> int:
+    """The size of the IDX file whose first bytes are ``head``; ``len(head)`` when they are not
+    a whole IDX header (``decode_idx`` then says what is wrong)."""
+    header = 4 + 4 * head[3] if len(head) >= 4 else 4
+    if len(head) < header or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES or not head[3]:
+        return len(head)
+    shape = np.frombuffer(head, ">u4", count=head[3], offset=4)
+    return header + math.prod(int(d) for d in shape) * np.dtype(_IDX_DTYPES[head[2]]).itemsize
 
 
 def decode_idx(data: bytes, *, source: str = "IDX data") -> torch.Tensor:
