@@ -150,18 +150,29 @@ def solve(args) -> int:
     for path, output in tqdm(list(zip(images, outputs, strict=True)), desc="solving",
                              unit="image", disable=not quiet or None):  # fmt: skip
         image = load_image(path, channels=channels)
+        inverted = _invert(image, args.invert, cfg.dataset)
+        if inverted:  # the model sees light on dark, as it was trained; the user gets their own
+            image = 255 - image
         # prepared as the model's training images were (its fit), given back at the image's size
         fitted, fit = fit_image(image, cfg.grid, (height, width), mode=cfg.fit)
         scrambled = cut_pieces(fitted.unsqueeze(0), cfg.grid)
         if not args.scrambled:
             scrambled = scramble(scrambled, generator=generator)[0]
         perm = task.predict(model, task.images.normalize(scrambled))
-        save_image(unfit_image(assemble_pieces(unscramble(scrambled, perm))[0], fit), output)
+        solution = unfit_image(assemble_pieces(unscramble(scrambled, perm))[0], fit)
+        save_image(255 - solution if inverted else solution, output)
         if not args.scrambled:
+            puzzle = assemble_pieces(scrambled)[0]
             save_image(
-                assemble_pieces(scrambled)[0], output.with_name(output.stem + "-scrambled.png")
+                255 - puzzle if inverted else puzzle,
+                output.with_name(output.stem + "-scrambled.png"),
             )
         if not quiet:
+            if inverted and args.invert == "auto":
+                print(
+                    f"note: {path} is dark on light, the model's {cfg.dataset} images light on "
+                    "dark: inverted for the model, the solution in your colours (--invert no: keep)"
+                )
             if not fit.exact:
                 print(
                     f"note: the model takes {height}x{width} images, {path} is "
@@ -171,6 +182,20 @@ def solve(args) -> int:
     if quiet:
         print(f"solved {len(images)} images; wrote {outputs[0].parent}/*-solved.png")
     return 0
+
+
+# datasets whose images are light shapes on a black background
+_DARK_BACKGROUND = ("mnist", "fashion-mnist", "digits")
+
+
+def _invert(image, choice: str, dataset: str) -> bool:
+    """Whether ``solve`` inverts ``image`` (uint8) for the model: ``yes``, ``no``, or ``auto``:
+    when the model was trained on light-on-dark images and the image's border is mostly light."""
+    if choice != "auto":
+        return choice == "yes"
+    border = (image[..., 0, :], image[..., -1, :], image[..., :, 0], image[..., :, -1])
+    light = sum(int(edge.float().mean() > 127) for edge in border)
+    return dataset in _DARK_BACKGROUND and light >= 3
 
 
 def _image_paths(given: list[str]) -> list[Path]:
@@ -400,6 +425,14 @@ def register(commands) -> None:
         "--scrambled", action="store_true", help="IMAGE is already a scrambled puzzle: solve it"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the scrambling")
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="show the model the image in inverted colours (the solution keeps the image's); "
+        "auto: when the model knows light digits on black and the image's border is light "
+        "(default: auto)",
+    )
     p.add_argument(
         "--output",
         metavar="PATH",
