@@ -24,8 +24,8 @@ from _commands import gumbel_sinkhorn  # scripts/_commands.py
 
 from gumbel_sinkhorn.pretrained import WEIGHTS_DIR, load_model
 
-RECIPE = ["--epochs", 12, "--steps", 500, "--items", 100, "--lr", 1e-3, "--seed", 0,
-          "--threads", 1]  # fmt: skip
+EPOCHS, STEPS = 12, 500  # the first budget; --epochs gives another (weights named rank-*-20k)
+RECIPE = ["--steps", STEPS, "--items", 100, "--lr", 1e-3, "--seed", 0, "--threads", 1]
 MODELS = {  # weights name -> the options that differ
     "rank-sinkhorn": ["--head", "sinkhorn"],
     "rank-neuralsort": ["--head", "neuralsort"],
@@ -51,7 +51,12 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     parser.add_argument("--runs", type=Path, default=Path("runs/ranking"))
     parser.add_argument("--sets", type=int, default=1000, help="test sets per size")
-    parser.add_argument("--output", type=Path, default=Path("docs/ranking-results.json"))
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help=f"epochs of {STEPS} steps (other than {EPOCHS}: the weights and run "
+                        "folders are named for the steps, e.g. rank-sinkhorn-20k)")  # fmt: skip
+    parser.add_argument("--output", type=Path,
+                        help="the JSON (default: docs/ranking-results.json, with the budget's "
+                        "suffix for other --epochs)")  # fmt: skip
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
     parser.add_argument("--no-report", action="store_true",
                         help="train and test only: no JSON, figures or tables (one model of many)")
@@ -63,11 +68,13 @@ def main(argv=None) -> int:
         return loss_ablation(args)
 
     results = {}
-    for name in args.models:
+    budget = "" if args.epochs == EPOCHS else f"-{args.epochs * STEPS // 1000}k"
+    for model in args.models:
+        name = model + budget
         weights = Path(os.path.relpath(WEIGHTS_DIR / f"{name}.pt"))
         run = args.runs / name.removeprefix("rank-")
-        train = ["ranking", "train", *MODELS[name], *RECIPE, "--run-dir", run,
-                 "--weights", weights, "--quiet"]  # fmt: skip
+        train = ["ranking", "train", *MODELS[model], "--epochs", args.epochs, *RECIPE,
+                 "--run-dir", run, "--weights", weights, "--quiet"]  # fmt: skip
         if not weights.exists():
             resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
             gumbel_sinkhorn(*train, *resume)
@@ -90,13 +97,14 @@ def main(argv=None) -> int:
         }
     if args.no_report:
         return 0
+    args.output = args.output or Path(f"docs/ranking-results{budget}.json")
     args.output.write_text(json.dumps(results, indent=1) + "\n")
     print(f"results written to {args.output}")
-    if "rank-sinkhorn" in results:
-        weights = Path(os.path.relpath(WEIGHTS_DIR / "rank-sinkhorn.pt"))
+    if f"rank-sinkhorn{budget}" in results:
+        weights = Path(os.path.relpath(WEIGHTS_DIR / f"rank-sinkhorn{budget}.pt"))
         gumbel_sinkhorn("ranking", "figure", "--pretrained", weights, "--n", 9, "--sets", 6,
-                        "--output", args.figures / "ranking-sets.png")  # fmt: skip
-    curves(results, args.figures / "ranking-curves.png")
+                        "--output", args.figures / f"ranking-sets{budget}.png")  # fmt: skip
+    curves(results, args.figures / f"ranking-curves{budget}.png")
     print(tables(results))
     return 0
 
