@@ -74,6 +74,19 @@ def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):
     assert main([*argv, "--lr-weights", "0.01"]) == 2
     assert "holds the records of another table or other settings" in capsys.readouterr().err
     assert len(json.loads(out.read_text())["records"]) == 8
+    # two worker processes: the same records
+    parallel = tmp_path / "parallel.json"
+    argv_parallel = [*argv, "--workers", "2"]
+    argv_parallel[argv.index("--output") + 1] = str(parallel)
+    assert main(argv_parallel) == 0
+    capsys.readouterr()
+
+    def accuracies(path):
+        return {
+            (r["cell"], r["sim"]): r["accuracy"] for r in json.loads(path.read_text())["records"]
+        }
+
+    assert accuracies(parallel) == accuracies(out)
     # a second process on some cells only, merged when the table is printed
     other = tmp_path / "other.json"
     argv[argv.index("--output") + 1] = str(other)

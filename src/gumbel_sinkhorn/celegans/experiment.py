@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -187,6 +189,7 @@ def reproduce(
     methods=METHODS,
     settings: Settings = DEFAULT_SETTINGS,
     cells=None,
+    workers: int = 1,
     progress: bool = True,
     log=print,
 ) -> dict:
@@ -194,7 +197,8 @@ def reproduce(
     file ``output`` as it comes (records already there are kept, so an interrupted run resumes;
     a file of another table or other settings is refused, not overwritten). ``cells``: run only
     the cells whose label contains one of these strings (e.g. ``["10 %", "eta = 0.2"]``).
-    Returns the file's content."""
+    ``workers``: processes running cells at once (one torch thread each). Returns the file's
+    content."""
     output = Path(output)
     report = {"table": table.name, "settings": settings.to_dict(), "records": []}
     if output.is_file():
@@ -213,29 +217,48 @@ def reproduce(
             )
         report = dict(previous, settings=report["settings"])
     done = {(r["cell"], r["sim"]): r for r in report["records"]}
-    start = time.perf_counter()
+    jobs = []
     for sim_index in range(n_sims):
         for cell in table.cells:
             if cells and not any(part in cell.label for part in cells):
                 continue
             have = done.get((cell.label, sim_index))
             missing = [m for m in methods if not have or m not in have["accuracy"]]
-            if not missing:
-                continue
-            record = run_cell(cell, sim_index, missing, settings, progress=progress)
-            if have:
-                for key in ("accuracy", "seconds", "cpu_seconds"):
-                    have.setdefault(key, {}).update(record[key])
-            else:
-                report["records"].append(record)
-                done[(cell.label, sim_index)] = record
-            report["wall_seconds"] = report.get("wall_seconds", 0.0) + sum(
-                record["seconds"].values()
-            )
-            _write_json(output, report)
-            accs = ", ".join(f"{m} {a:.3f}" for m, a in record["accuracy"].items())
-            log(f"[{time.perf_counter() - start:6.0f} s] sim {sim_index} {cell.label}: {accs}")
+            if missing:
+                jobs.append((cell, sim_index, missing, settings))
+    start = time.perf_counter()
+    for record in _run_jobs(jobs, workers, progress and workers == 1):
+        have = done.get((record["cell"], record["sim"]))
+        if have:
+            for key in ("accuracy", "seconds", "cpu_seconds"):
+                have.setdefault(key, {}).update(record[key])
+        else:
+            report["records"].append(record)
+            done[(record["cell"], record["sim"])] = record
+        report["wall_seconds"] = report.get("wall_seconds", 0.0) + sum(record["seconds"].values())
+        _write_json(output, report)
+        accs = ", ".join(f"{m} {a:.3f}" for m, a in record["accuracy"].items())
+        log(f"[{time.perf_counter() - start:6.0f} s] sim {record['sim']} {record['cell']}: {accs}")
     return report
+
+
+def _run_jobs(jobs, workers: int, progress: bool):
+    """The records of ``jobs`` (cell, simulation, methods, settings) as they finish: here, or in
+    ``workers`` processes of one torch thread each (records do not depend on which)."""
+    if workers == 1 or len(jobs) < 2:
+        for cell, sim_index, missing, settings in jobs:
+            yield run_cell(cell, sim_index, missing, settings, progress=progress)
+        return
+    # spawn, not fork: a forked copy of a process with torch's thread pools can deadlock
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), context, _one_thread) as pool:
+        futures = [pool.submit(run_cell, *job[:3], job[3]) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
 
 
 def merge(reports: list[dict]) -> dict:

@@ -103,6 +103,7 @@ def reproduce_cmd(args) -> int:
         n_sims=args.sims,
         methods=args.methods,
         settings=settings,
+        workers=args.workers,
         progress=not args.quiet,
     )
     print(f"{table.title}; ours ± std over {args.sims} simulations (published):")
@@ -261,6 +262,12 @@ def register(commands) -> None:
         help="records, appended as they come (a rerun resumes)",
     )
     p.add_argument("--figure", metavar="PNG", help="accuracy against mean candidates")
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        default=1,
+        help="processes running cells at once, one torch thread each (the same records)",
+    )
     _common(p)
     p.set_defaults(func=reproduce_cmd)
 
