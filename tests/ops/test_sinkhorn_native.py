@@ -121,7 +121,9 @@ def test_log_domain_redos_and_new_bases(monkeypatch, limit):
     out, grad = run(monkeypatch, True, x, weights, n_iter=23, log=False)
     expected_out, expected_grad = run(monkeypatch, False, x, weights, n_iter=23, log=False)
     torch.testing.assert_close(out, expected_out, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=1e-5)
+    # log-domain iterations round their exponents, of the size of the scores (here ~40)
+    scale = max(expected_grad.abs().max().item(), 1.0) * x.abs().max().item()
+    torch.testing.assert_close(grad, expected_grad, atol=1e-7 * scale, rtol=1e-5)
     record = solutions[0].record
     steps, bases = record.chunks[..., 0], record.chunks[..., 1]
     used = torch.arange(steps.shape[1]) < record.n_chunks.unsqueeze(-1)

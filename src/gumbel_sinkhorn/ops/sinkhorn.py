@@ -245,9 +245,10 @@ class _SinkhornFunction(torch.autograd.Function):
         problem = _problem(log_alpha, mask, settings)
         unrolled = settings.backward == "unrolled"
         record = unrolled and ctx.needs_input_grad[0]
-        # the native kernels run a fixed number of iterations: with tol, the torch solver
-        ctx.native = settings.tol is None and _native.usable(problem.x)
-        if ctx.native:
+        # decided here for the backward too (the switch may change in between); the native
+        # kernels run a fixed number of iterations: with tol, the torch solver
+        ctx.native = _native.usable(problem.x)
+        if ctx.native and settings.tol is None:
             want_plan = not settings.log or (not unrolled and ctx.needs_input_grad[0])
             solution = _native.solve(
                 problem, settings.n_iter, record=record, log=settings.log, plan=want_plan
@@ -280,9 +281,10 @@ class _SinkhornFunction(torch.autograd.Function):
         grad = torch.where(out > float("-inf"), grad, 0.0) if ctx.settings.log else grad * out
         grad = _pad_rows(grad, (plan if plan is not None else ctx.solution.problem.x).shape[-2])
         if plan is None:
-            dx = (_native.reverse if ctx.native else reverse)(ctx.solution, grad)
+            native = isinstance(ctx.solution, _native.Solution)
+            dx = (_native.reverse if native else reverse)(ctx.solution, grad)
         else:
-            dx = (_native.implicit_grad if _native.usable(plan) else implicit_grad)(plan, grad)
+            dx = (_native.implicit_grad if ctx.native else implicit_grad)(plan, grad)
         if ctx.settings.tau != 1:
             dx.div_(ctx.settings.tau)
         return dx[:, : ctx.n_rows].to(grad_out.dtype), None, None, None

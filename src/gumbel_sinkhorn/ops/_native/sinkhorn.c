@@ -15,6 +15,7 @@
 #define NATIVE_ABI 1
 #define NATIVE_NO_MEMORY 1
 #define CHECK_EVERY 10
+#define ROWS 4 /* rows per block in the loops over a matrix */
 
 int sinkhorn_abi(void) { return NATIVE_ABI; }
 
