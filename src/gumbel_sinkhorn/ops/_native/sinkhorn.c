@@ -73,17 +73,17 @@ static const double inverse_factorial[] = {
 /* Per precision: the type, names, log, and the exp's integer type, exponent layout, last finite
    argument it computes (a bound below the true overflow, which the kernels' exponents, near or
    below 0, never approach), ln 2 in two parts and Taylor degree (within 2 ulp of the C
-   library's exp). */
-#define REAL float
-#define FN(name) name##_f32
-#define LOG logf
-#define BITS int32_t
-#define MANTISSA 23
-#define BIAS 127
-#define EXP_TOP 88.0f
-#define LN2_HI 0.693359375f
-#define LN2_LO -2.12194440e-4f
-#define DEGREE 7
+   library's exp). Double first: both precisions' implicit gradients use its helpers. */
+#define REAL double
+#define FN(name) name##_f64
+#define LOG log
+#define BITS int64_t
+#define MANTISSA 52
+#define BIAS 1023
+#define EXP_TOP 709.0
+#define LN2_HI 6.93147180369123816490e-01
+#define LN2_LO 1.90821492927058770002e-10
+#define DEGREE 13
 #include "sinkhorn_impl.h"
 #undef REAL
 #undef FN
@@ -96,14 +96,14 @@ static const double inverse_factorial[] = {
 #undef LN2_LO
 #undef DEGREE
 
-#define REAL double
-#define FN(name) name##_f64
-#define LOG log
-#define BITS int64_t
-#define MANTISSA 52
-#define BIAS 1023
-#define EXP_TOP 709.0
-#define LN2_HI 6.93147180369123816490e-01
-#define LN2_LO 1.90821492927058770002e-10
-#define DEGREE 13
+#define REAL float
+#define FN(name) name##_f32
+#define LOG logf
+#define BITS int32_t
+#define MANTISSA 23
+#define BIAS 127
+#define EXP_TOP 88.0f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define DEGREE 7
 #include "sinkhorn_impl.h"
