@@ -76,6 +76,11 @@ def log_sinkhorn(
       a gradient penalty): that backward recomputes the iterations under autograd, slower.
     - ``return_info``: also return a ``SinkhornInfo`` (iterations run, error, converged flag).
 
+    On CPU (float32 / float64) the iterations and both backwards run in native kernels, compiled
+    with the system C compiler at first use (``tol`` keeps the torch operators for the forward);
+    without a compiler, or with ``GUMBEL_SINKHORN_NATIVE=0``, the torch operators compute the
+    same function.
+
     Maths: with ``X = log_alpha / tau``, alternately ``X -= logsumexp(X, -1)`` (rows) and
     ``X -= logsumexp(X, -2)`` (columns), ``n_iter`` times each (the seed's iteration). When
     ``N < M`` (or an item has fewer rows than columns) a slack row of constant score takes each
