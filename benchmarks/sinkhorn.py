@@ -8,9 +8,11 @@ differentiated by autograd. pygmtools: ``pygmtools.sinkhorn`` (PyTorch backend, 
 ``max_iter = 2 n_iter`` half-steps). POT: ``ot.batch.bregman_log_projection_batch`` (its batched
 log-domain solver, unit marginals, ``grad="autodiff"``, tolerance 0 so it runs all ``n_iter``).
 Ours: ``gumbel_sinkhorn.sinkhorn`` with the default ``backward="unrolled"`` and with
-``backward="implicit"``. All compute the same function (the last column shows the largest
-difference from the seed's P). Input: standard normal scores, tau = 1, float32; the backward pass
-is that of ``(P * W).sum()`` for a fixed random ``W``. OTT-JAX (``ott-jax``, when installed):
+``backward="implicit"`` (on CPU the native kernels of ``ops/_native``), and the same with the
+native kernels switched off ("torch ops": the solver's torch operators). All compute the same
+function (the last column shows the largest difference from the seed's P). Input: standard normal
+scores, tau = 1, float32; the backward pass is that of ``(P * W).sum()`` for a fixed random
+``W``. OTT-JAX (``ott-jax``, when installed):
 ``ott.solvers.linear.sinkhorn.Sinkhorn`` in its default log-domain mode and its default implicit
 differentiation, ``min_iterations = max_iterations = n_iter`` (exactly ``n_iter`` iterations),
 ``vmap`` over the batch, ``jit``-compiled and warmed up before timing, on the transposed cost
@@ -28,6 +30,7 @@ thread's allocations, and ours at T threads splits the same work into T blocks.
 from __future__ import annotations
 
 import math
+import os
 from functools import partial
 
 import numpy as np
@@ -35,6 +38,7 @@ import torch
 
 import gumbel_sinkhorn as gs
 from _measure import interleaved_best, main, peak_bytes
+from gumbel_sinkhorn.ops._native import ENV_VAR as NATIVE_SWITCH
 
 SIZES = [(256, 9), (64, 49), (64, 100), (8, 400)]
 N_ITERS = [20, 100]
@@ -76,7 +80,22 @@ def contenders(n_iter: int) -> dict:
         pass
     out["ours"] = lambda x: gs.sinkhorn(x, n_iter=n_iter)
     out["ours implicit"] = lambda x: gs.sinkhorn(x, n_iter=n_iter, backward="implicit")
+    out["ours, torch ops"] = torch_ops(out["ours"])
+    out["ours implicit, torch ops"] = torch_ops(out["ours implicit"])
     return out
+
+
+def torch_ops(fn):
+    """``fn`` with the native CPU kernels switched off (the choice holds for its backward)."""
+
+    def call(x):
+        os.environ[NATIVE_SWITCH] = "0"
+        try:
+            return fn(x)
+        finally:
+            del os.environ[NATIVE_SWITCH]
+
+    return call
 
 
 class OttJax:

@@ -73,6 +73,9 @@ def test_the_wheel_carries_the_license_the_page_and_the_cli_extra(wheel):
     assert core == {"torch", "numpy", "scipy", "lapx"}
     assert cli == {"tqdm", "pillow", "matplotlib"}
     assert any(n.endswith("weights/mnist-3x3.pt") for n in names)
+    # the native kernels' source, compiled at first use
+    for source in ("sinkhorn.c", "sinkhorn_impl.h"):
+        assert f"gumbel_sinkhorn/ops/_native/{source}" in names
 
 
 WITHOUT_EXTRA = "import sys; sys.modules.update(tqdm=None, PIL=None, matplotlib=None); "

@@ -28,6 +28,7 @@ import torch
 from ._sinkhorn_solver import _mv, _vm
 
 CHECK_EVERY = 10
+CG_TOL = 1e-10  # conjugate gradient stops once the residual is below this fraction of the rhs
 DAMPING = 1e-9  # Tikhonov term added to S (see implicit_grad)
 DENSE_UP_TO = 64  # columns up to which S is solved directly rather than by conjugate gradient
 
@@ -69,7 +70,7 @@ def _conjugate_gradient(apply, rhs: torch.Tensor, inverse_diagonal: torch.Tensor
     Conjugate gradient preconditioned by ``inverse_diagonal`` (Jacobi); each item stops once its
     residual is below 1e-10 of its right-hand side.
     """
-    tol = 1e-10
+    tol = CG_TOL
     max_iter = 2 * rhs.shape[-1] + 20
     y = torch.zeros_like(rhs)
     residual = rhs.clone()

@@ -13,6 +13,7 @@ import torch
 
 from .. import _checks
 from ..errors import InvalidTypeError, InvalidValueError
+from . import _native
 from ._deprecation import deprecated_positional
 from ._sinkhorn_implicit import implicit_grad
 from ._sinkhorn_problem import build, size_mask
@@ -74,6 +75,11 @@ def log_sinkhorn(
       independent of ``n_iter``). Both have second derivatives (``create_graph=True``, e.g. for
       a gradient penalty): that backward recomputes the iterations under autograd, slower.
     - ``return_info``: also return a ``SinkhornInfo`` (iterations run, error, converged flag).
+
+    On CPU (float32 / float64) the iterations and both backwards run in native kernels, compiled
+    with the system C compiler at first use (``tol`` keeps the torch operators for the forward);
+    without a compiler, or with ``GUMBEL_SINKHORN_NATIVE=0``, the torch operators compute the
+    same function.
 
     Maths: with ``X = log_alpha / tau``, alternately ``X -= logsumexp(X, -1)`` (rows) and
     ``X -= logsumexp(X, -2)`` (columns), ``n_iter`` times each (the seed's iteration). When
@@ -243,9 +249,17 @@ class _SinkhornFunction(torch.autograd.Function):
     def _forward(ctx, log_alpha, mask, settings: _Settings, report: list):
         problem = _problem(log_alpha, mask, settings)
         unrolled = settings.backward == "unrolled"
-        solution = solve(
-            problem, settings.n_iter, tol=settings.tol, record=unrolled and ctx.needs_input_grad[0]
-        )
+        record = unrolled and ctx.needs_input_grad[0]
+        # decided here for the backward too (the switch may change in between); the native
+        # kernels run a fixed number of iterations: with tol, the torch solver
+        ctx.native = _native.usable(problem.x)
+        if ctx.native and settings.tol is None:
+            want_plan = not settings.log or (not unrolled and ctx.needs_input_grad[0])
+            solution = _native.solve(
+                problem, settings.n_iter, record=record, log=settings.log, plan=want_plan
+            )
+        else:
+            solution = solve(problem, settings.n_iter, tol=settings.tol, record=record)
         report.append(solution)
         full = solution.log_plan() if settings.log else solution.plan()
         out = full[:, : problem.n_rows]
@@ -271,7 +285,11 @@ class _SinkhornFunction(torch.autograd.Function):
         # the gradient with respect to log P; 0 where P is exactly 0
         grad = torch.where(out > float("-inf"), grad, 0.0) if ctx.settings.log else grad * out
         grad = _pad_rows(grad, (plan if plan is not None else ctx.solution.problem.x).shape[-2])
-        dx = reverse(ctx.solution, grad) if plan is None else implicit_grad(plan, grad)
+        if plan is None:
+            native = isinstance(ctx.solution, _native.Solution)
+            dx = (_native.reverse if native else reverse)(ctx.solution, grad)
+        else:
+            dx = (_native.implicit_grad if ctx.native else implicit_grad)(plan, grad)
         if ctx.settings.tau != 1:
             dx.div_(ctx.settings.tau)
         return dx[:, : ctx.n_rows].to(grad_out.dtype), None, None, None

@@ -1,0 +1,661 @@
+/* One precision (REAL, FN, LOG, and the exp's BITS ... DEGREE) of the kernels; included by
+   sinkhorn.c. Per item: x (R, M) scores, a (R) / b (M) masses (NULL: all ones). The scaling
+   form, the chunks, the base refreshes and the log-domain redos are those of
+   _sinkhorn_solver.solve, decided per item instead of per batch. Loops over rows take them four
+   at a time (ROWS), so that each pass over a column vector serves four rows. */
+
+/* exp(t) in a form compilers vectorize: t = k ln2 + r (|r| <= ln2 / 2), e^r by its Taylor
+   polynomial, 2^k from the exponent bits. Exactly 0 for t <= floor (floor is at least the log of
+   the smallest normal number + 0.5, so 2^k stays normal: no subnormal products, as in
+   _exp.exp_), inf above EXP_TOP. */
+static inline REAL FN(exp)(REAL t, REAL floor)
+{
+    const REAL magic = (REAL)1.5 * ((BITS)1 << MANTISSA); /* adding it rounds to integers */
+    REAL c = t > floor ? t : floor;
+    c = c < EXP_TOP ? c : EXP_TOP;
+    REAL shifted = c * (REAL)1.4426950408889634074 + magic, k = shifted - magic;
+    REAL r = (c - k * LN2_HI) - k * LN2_LO;
+    REAL p = (REAL)inverse_factorial[DEGREE];
+#pragma GCC unroll 16
+    for (int n = DEGREE - 1; n >= 0; n--)
+        p = p * r + (REAL)inverse_factorial[n];
+    BITS bits, magic_bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    bits = (bits - magic_bits + BIAS) << MANTISSA;
+    REAL scale;
+    memcpy(&scale, &bits, sizeof scale);
+    REAL e = t <= EXP_TOP ? p * scale : INFINITY;
+    return t > floor ? e : 0;
+}
+
+/* An item's masses and their logs (ones and zeros where the problem has none) */
+typedef struct {
+    const REAL *a, *b, *log_a, *log_b;
+} FN(Masses);
+
+/* The masses of an item in 2R + 2M of scratch. */
+static FN(Masses) FN(masses)(const REAL *a, const REAL *b, int64_t R, int64_t M, REAL *scratch)
+{
+    REAL *ma = scratch, *mb = ma + R, *la = mb + M, *lb = la + R;
+    for (int64_t i = 0; i < R; i++) {
+        ma[i] = a ? a[i] : (REAL)1;
+        la[i] = LOG(ma[i]);
+    }
+    for (int64_t j = 0; j < M; j++) {
+        mb[j] = b ? b[j] : (REAL)1;
+        lb[j] = LOG(mb[j]);
+    }
+    return (FN(Masses)){ma, mb, la, lb};
+}
+
+/* Rows i .. i + ROWS - 1 of the (R, M) matrix A into rows, row R - 1 again past the last one
+   (weighted by 0 or discarded); returns how many are real. */
+static inline int64_t FN(block)(REAL *A, int64_t R, int64_t M, int64_t i, REAL **rows)
+{
+    int64_t n = R - i < ROWS ? R - i : ROWS;
+    for (int64_t k = 0; k < ROWS; k++)
+        rows[k] = A + (i + (k < n ? k : n - 1)) * M;
+    return n;
+}
+
+/* The products of ROWS rows (of length M) with vec, into out */
+static inline void FN(dots)(REAL *const *rows, const REAL *vec, int64_t M, REAL *out)
+{
+    const REAL *K0 = rows[0], *K1 = rows[1], *K2 = rows[2], *K3 = rows[3];
+    REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t j = 0; j < M; j++) {
+        s0 += K0[j] * vec[j];
+        s1 += K1[j] * vec[j];
+        s2 += K2[j] * vec[j];
+        s3 += K3[j] * vec[j];
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+
+/* out += sum_k weight[k] rows[k] over ROWS rows (of length M) */
+static inline void FN(add_rows)(REAL *const *rows, const REAL *weight, int64_t M,
+                                REAL *restrict out)
+{
+    const REAL *restrict K0 = rows[0], *restrict K1 = rows[1], *restrict K2 = rows[2],
+                         *restrict K3 = rows[3];
+    const REAL a0 = weight[0], a1 = weight[1], a2 = weight[2], a3 = weight[3];
+    for (int64_t j = 0; j < M; j++)
+        out[j] += K0[j] * a0 + K1[j] * a1 + K2[j] * a2 + K3[j] * a3;
+}
+
+static REAL FN(sum)(const REAL *p, int64_t n)
+{
+    REAL s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; j++)
+        s += p[j];
+    return s;
+}
+
+/* K = exp(x + f 1^T + 1 g^T), 0 below floor */
+VECTOR_CLONES static void FN(kernel)(const REAL *x, const REAL *f, const REAL *g, int64_t R,
+                                     int64_t M, REAL floor, REAL *K)
+{
+    for (int64_t i = 0; i < R; i++) {
+        const REAL *xi = x + i * M;
+        REAL *Ki = K + i * M;
+        for (int64_t j = 0; j < M; j++)
+            Ki[j] = FN(exp)(xi[j] + f[i] + g[j], floor);
+    }
+}
+
+/* One scaling iteration: u = 1 / K(b v), then v = 1 / K^T(a u); bv is scratch (M). */
+VECTOR_CLONES static void FN(scaling_step)(const REAL *K, const FN(Masses) *m, int64_t R,
+                                           int64_t M, REAL *restrict u, REAL *restrict v,
+                                           REAL *restrict bv)
+{
+    for (int64_t j = 0; j < M; j++) {
+        bv[j] = v[j] * m->b[j];
+        v[j] = 0;
+    }
+    for (int64_t i = 0; i < R; i += ROWS) {
+        REAL *rows[ROWS], au[ROWS] = {0}, s[ROWS];
+        int64_t n = FN(block)((REAL *)K, R, M, i, rows);
+        FN(dots)(rows, bv, M, s);
+        for (int64_t k = 0; k < n; k++) {
+            u[i + k] = (REAL)1 / s[k];
+            au[k] = u[i + k] * m->a[i + k];
+        }
+        FN(add_rows)(rows, au, M, v);
+    }
+    for (int64_t j = 0; j < M; j++)
+        v[j] = (REAL)1 / v[j];
+}
+
+/* log-sum-exp of t (n values); -inf when all are -inf */
+static REAL FN(logsumexp)(REAL *t, int64_t n, REAL floor)
+{
+    REAL top = -INFINITY;
+    for (int64_t k = 0; k < n; k++)
+        top = t[k] > top ? t[k] : top;
+    if (top == -INFINITY)
+        top = 0;
+    for (int64_t k = 0; k < n; k++)
+        t[k] = FN(exp)(t[k] - top, floor);
+    return LOG(FN(sum)(t, n)) + top;
+}
+
+/* One log-domain iteration: f = -LSE_cols(x + log b + g), g = -LSE_rows(x + log a + f).
+   t is scratch (max(R, M)). */
+VECTOR_CLONES static void FN(log_step)(const REAL *x, const FN(Masses) *m, int64_t R, int64_t M,
+                                       REAL floor, REAL *f, REAL *g, REAL *t)
+{
+    for (int64_t i = 0; i < R; i++) {
+        for (int64_t j = 0; j < M; j++)
+            t[j] = x[i * M + j] + (g[j] + m->log_b[j]);
+        f[i] = -FN(logsumexp)(t, M, floor);
+    }
+    for (int64_t j = 0; j < M; j++) {
+        for (int64_t i = 0; i < R; i++)
+            t[i] = x[i * M + j] + (f[i] + m->log_a[i]);
+        g[j] = -FN(logsumexp)(t, R, floor);
+    }
+}
+
+/* What a forward call records for the reverse pass (all NULL when it records nothing): per
+   item, each iteration's row and column vectors (u, v; f, g in log chunks), and per chunk its
+   signed step count (negative: log domain), its base's index, and the column vector before it. */
+typedef struct {
+    REAL *rows, *cols;     /* (n_iter, R), (n_iter, M) */
+    int32_t *chunks;       /* (max_chunks, 2): steps, base */
+    int32_t *n_chunks;     /* (1) */
+    REAL *starts;          /* (max_chunks, M) */
+    REAL *base_f, *base_g; /* (max_chunks, R), (max_chunks, M) */
+} FN(Record);
+
+typedef struct {
+    int64_t R, M, n_rows, n_iter, max_chunks;
+    REAL limit, floor; /* floor: FLOOR of _exp; the kernel's is floor + limit */
+} FN(Shape);
+
+/* The first base: f = minus the row maxima, g0 = minus the column maxima of x + f (0 for a
+   column without a finite one), so that every row and column of its kernel peaks at 1. */
+VECTOR_CLONES static void FN(balanced_base)(const REAL *x, const REAL *row_max, int64_t R, int64_t M, REAL *f,
+                              REAL *g0)
+{
+    for (int64_t j = 0; j < M; j++)
+        g0[j] = -INFINITY;
+    for (int64_t i = 0; i < R; i++) {
+        f[i] = -row_max[i];
+        for (int64_t j = 0; j < M; j++) {
+            REAL e = x[i * M + j] + f[i];
+            g0[j] = e > g0[j] ? e : g0[j];
+        }
+    }
+    for (int64_t j = 0; j < M; j++)
+        g0[j] = isfinite(g0[j]) ? -g0[j] : (REAL)0;
+}
+
+/* log P and/or P (when not NULL) of an item's last iterate, and its largest row error over the
+   first n_rows rows; row is scratch (M). */
+VECTOR_CLONES static REAL FN(finish)(const FN(Shape) *s, const REAL *x, const FN(Masses) *m, const REAL *f,
+                       const REAL *g, const REAL *K, const REAL *u, const REAL *v,
+                       int last_scaling, REAL *log_plan, REAL *plan, REAL *row)
+{
+    const int64_t M = s->M;
+    REAL worst = 0;
+    for (int64_t i = 0; i < s->R; i++) {
+        const REAL *xi = x + i * M, fa = f[i] + m->log_a[i], au = u[i] * m->a[i];
+        REAL *p = plan ? plan + i * M : row;
+        if (log_plan)
+            for (int64_t j = 0; j < M; j++)
+                log_plan[i * M + j] = xi[j] + fa + (g[j] + m->log_b[j]);
+        if (last_scaling)
+            for (int64_t j = 0; j < M; j++)
+                p[j] = K[i * M + j] * au * (v[j] * m->b[j]);
+        else
+            for (int64_t j = 0; j < M; j++)
+                p[j] = FN(exp)(xi[j] + fa + (g[j] + m->log_b[j]), s->floor);
+        REAL e = fabs(FN(sum)(p, M) - m->a[i]);
+        if (i < s->n_rows)
+            worst = e > worst || isnan(e) ? e : worst;
+    }
+    return worst;
+}
+
+/* One item's forward; scratch: R*M + 5R + 6M + max(R, M). */
+static int FN(forward_item)(const FN(Shape) *s, const REAL *x, const REAL *a, const REAL *b,
+                            const REAL *row_max, REAL *log_plan, REAL *plan, REAL *error,
+                            FN(Record) rec, REAL *scratch)
+{
+    const int64_t R = s->R, M = s->M;
+    REAL *K = scratch, *f = K + R * M, *g = f + R, *f0 = g + M, *g0 = f0 + R, *u = g0 + M;
+    REAL *v = u + R, *start = v + M, *t = start + M;
+    const FN(Masses) m = FN(masses)(a, b, R, M, t + (R > M ? R : M));
+    const REAL k_floor = s->floor + s->limit;
+    int have_base = 1, retry = 1, last_scaling = 0;
+    int32_t base = 0, c = 0;
+
+    FN(balanced_base)(x, row_max, R, M, f0, g0);
+    memcpy(f, f0, R * sizeof(REAL));
+    memset(g, 0, M * sizeof(REAL)); /* the iterations start from g = 0 whatever the base */
+    FN(kernel)(x, f0, g0, R, M, k_floor, K);
+    if (rec.rows) {
+        memcpy(rec.base_f, f0, R * sizeof(REAL));
+        memcpy(rec.base_g, g0, M * sizeof(REAL));
+    }
+    for (int64_t done = 0; done < s->n_iter;) {
+        int64_t steps = s->n_iter - done < CHECK_EVERY ? s->n_iter - done : CHECK_EVERY;
+        if (c == s->max_chunks)
+            return -1; /* cannot happen: max_chunks bounds the chunks of n_iter iterations */
+        if (!have_base) { /* absorb the potentials into a fresh kernel */
+            memcpy(f0, f, R * sizeof(REAL));
+            memcpy(g0, g, M * sizeof(REAL));
+            FN(kernel)(x, f0, g0, R, M, k_floor, K);
+            have_base = 1;
+            if (rec.rows) {
+                base++;
+                memcpy(rec.base_f + base * R, f0, R * sizeof(REAL));
+                memcpy(rec.base_g + base * M, g0, M * sizeof(REAL));
+            }
+        }
+        for (int64_t j = 0; j < M; j++)
+            v[j] = start[j] = FN(exp)(g[j] - g0[j], s->floor);
+        for (int64_t k = 0; k < steps; k++) {
+            FN(scaling_step)(K, &m, R, M, u, v, t);
+            if (rec.rows) {
+                memcpy(rec.rows + (done + k) * R, u, R * sizeof(REAL));
+                memcpy(rec.cols + (done + k) * M, v, M * sizeof(REAL));
+            }
+        }
+        REAL reach = 0;
+        for (int64_t i = 0; i < R + M; i++) {
+            REAL d = fabs(LOG(i < R ? u[i] : v[i - R]));
+            reach = d > reach || isnan(d) ? d : reach;
+        }
+        int32_t kind = 1;
+        if (reach <= s->limit) { /* false for inf and NaN too */
+            for (int64_t i = 0; i < R; i++)
+                f[i] = f0[i] + LOG(u[i]);
+            for (int64_t j = 0; j < M; j++)
+                g[j] = g0[j] + LOG(v[j]);
+            last_scaling = 1;
+            retry = 1;
+        } else {
+            /* The scalings overflowed or lost precision: redo one iteration in the log domain,
+               on whose potentials a fresh kernel usually keeps the next chunk in range; if that
+               was just tried, redo the whole chunk. */
+            steps = retry ? 1 : steps;
+            retry = !retry;
+            kind = -1;
+            memcpy(start, g, M * sizeof(REAL));
+            for (int64_t k = 0; k < steps; k++) {
+                FN(log_step)(x, &m, R, M, s->floor, f, g, t);
+                if (rec.rows) {
+                    memcpy(rec.rows + (done + k) * R, f, R * sizeof(REAL));
+                    memcpy(rec.cols + (done + k) * M, g, M * sizeof(REAL));
+                }
+            }
+            last_scaling = 0;
+        }
+        if (!(reach <= s->limit / 2))
+            have_base = 0;
+        if (rec.rows) {
+            rec.chunks[2 * c] = kind * (int32_t)steps;
+            rec.chunks[2 * c + 1] = base;
+            memcpy(rec.starts + c * M, start, M * sizeof(REAL));
+        }
+        c++;
+        done += steps;
+    }
+    if (rec.rows)
+        *rec.n_chunks = c;
+    *error = FN(finish)(s, x, &m, f, g, K, u, v, last_scaling, log_plan, plan, t);
+    return 0;
+}
+
+int FN(sinkhorn_forward)(int64_t B, int64_t R, int64_t M, int64_t n_rows, int64_t n_iter,
+                         int threads, REAL limit, REAL floor, const REAL *x, const REAL *a,
+                         const REAL *b, const REAL *row_max, REAL *log_plan, REAL *plan,
+                         REAL *error, REAL *rows, REAL *cols, int32_t *chunks, int32_t *n_chunks,
+                         REAL *starts, REAL *base_f, REAL *base_g, int64_t max_chunks)
+{
+    FN(Shape) s = {R, M, n_rows, n_iter, max_chunks, limit, floor};
+    int status = 0;
+    (void)threads;
+#pragma omp parallel num_threads(threads)
+    {
+        REAL *scratch = malloc((R * M + 5 * R + 6 * M + (R > M ? R : M)) * sizeof(REAL));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t n = 0; n < B; n++) {
+            FN(Record) rec = {0};
+            if (rows)
+                rec = (FN(Record)){rows + n * n_iter * R, cols + n * n_iter * M,
+                                   chunks + n * max_chunks * 2, n_chunks + n,
+                                   starts + n * max_chunks * M, base_f + n * max_chunks * R,
+                                   base_g + n * max_chunks * M};
+            int failed = scratch == NULL ? NATIVE_NO_MEMORY
+                                         : FN(forward_item)(&s, x + n * R * M, a ? a + n * R : NULL,
+                                                            b ? b + n * M : NULL, row_max + n * R,
+                                                            log_plan ? log_plan + n * R * M : NULL,
+                                                            plan ? plan + n * R * M : NULL,
+                                                            error + n, rec, scratch);
+            if (failed) {
+#pragma omp atomic write
+                status = failed;
+            }
+        }
+        free(scratch);
+    }
+    return status;
+}
+
+
+/* The reverse of one scaling chunk (iterations first .. last, at most CHECK_EVERY, base kernel
+   K): updates dx, df (when has_df) and dg as _sinkhorn_solver._scaling_chunk_reverse does. Each
+   step adds two terms -K * (l r^T) to dx: their vectors are kept in left (2 CHECK_EVERY R) and
+   right (2 CHECK_EVERY M) and added in one pass at the end; acc is scratch (M). */
+VECTOR_CLONES static void FN(scaling_reverse)(const REAL *K, const FN(Masses) *m, int64_t R,
+                                              int64_t M, const REAL *rows, const REAL *cols,
+                                              const REAL *start, int64_t first, int64_t last,
+                                              REAL *dx, const REAL *df, int has_df,
+                                              REAL *restrict dg, REAL *restrict left,
+                                              REAL *restrict right, REAL *restrict acc)
+{
+    int64_t terms = 0;
+    for (int64_t k = last; k >= first; k--, terms += 2) {
+        const REAL *u = rows + k * R, *v = cols + k * M;
+        const REAL *v_before = k == first ? start : cols + (k - 1) * M;
+        REAL *au = left + terms * R, *z = au + R, *w = right + terms * M, *bv = w + M;
+        for (int64_t j = 0; j < M; j++) {
+            w[j] = v[j] * dg[j]; /* column step: g = -LSE_rows(x + log a + f) */
+            bv[j] = v_before[j] * m->b[j];
+            dg[j] = 0;
+        }
+        for (int64_t i = 0; i < R; i += ROWS) {
+            REAL *Kr[ROWS], step[ROWS], zs[ROWS] = {0};
+            int64_t n = FN(block)((REAL *)K, R, M, i, Kr);
+            FN(dots)(Kr, w, M, step);
+            for (int64_t q = 0; q < n; q++) { /* row step: f = -LSE_cols(x + log b + g) */
+                au[i + q] = u[i + q] * m->a[i + q];
+                z[i + q] = zs[q] = u[i + q] * ((has_df ? df[i + q] : 0) - au[i + q] * step[q]);
+            }
+            FN(add_rows)(Kr, zs, M, dg);
+        }
+        for (int64_t j = 0; j < M; j++)
+            dg[j] = -(dg[j] * bv[j]);
+        has_df = 0;
+    }
+    for (int64_t i = 0; i < R; i++) {
+        for (int64_t j = 0; j < M; j++)
+            acc[j] = 0;
+        for (int64_t t = 0; t < terms; t++) {
+            const REAL l = left[t * R + i], *r = right + t * M;
+            for (int64_t j = 0; j < M; j++)
+                acc[j] += l * r[j];
+        }
+        for (int64_t j = 0; j < M; j++)
+            dx[i * M + j] -= K[i * M + j] * acc[j];
+    }
+}
+
+/* The reverse of one log-domain chunk (_sinkhorn_solver._log_chunk_reverse); t is scratch (M). */
+VECTOR_CLONES static void FN(log_reverse)(const REAL *x, const FN(Masses) *m, int64_t R,
+                                          int64_t M, REAL floor, const REAL *rows,
+                                          const REAL *cols, const REAL *start, int64_t first,
+                                          int64_t last, REAL *dx, REAL *df, int has_df, REAL *dg,
+                                          REAL *t)
+{
+    for (int64_t k = last; k >= first; k--) {
+        const REAL *f = rows + k * R, *g = cols + k * M;
+        const REAL *g_before = k == first ? start : cols + (k - 1) * M;
+        for (int64_t j = 0; j < M; j++)
+            t[j] = 0;
+        for (int64_t i = 0; i < R; i++) {
+            const REAL *xi = x + i * M, fa = f[i] + m->log_a[i];
+            REAL *dxi = dx + i * M, s = 0;
+            for (int64_t j = 0; j < M; j++) {
+                REAL q = FN(exp)(xi[j] + fa + g[j], floor);
+                dxi[j] -= q * dg[j];
+                s += q * dg[j];
+            }
+            REAL d = (has_df ? df[i] : 0) - s;
+            for (int64_t j = 0; j < M; j++) {
+                REAL r = FN(exp)(xi[j] + f[i] + (g_before[j] + m->log_b[j]), floor);
+                dxi[j] -= r * d;
+                t[j] += d * r;
+            }
+        }
+        for (int64_t j = 0; j < M; j++)
+            dg[j] = -t[j];
+        has_df = 0;
+    }
+}
+
+/* One item's reverse pass: dx holds dL/dlog P and becomes dL/dx. Scratch: R*M + (3 + 2C) R +
+   (4 + 2C) M, C = CHECK_EVERY. */
+static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, const REAL *b,
+                             FN(Record) rec, REAL *dx, REAL *scratch)
+{
+    const int64_t R = s->R, M = s->M;
+    REAL *K = scratch, *df = K + R * M, *dg = df + R, *acc = dg + M, *left = acc + M;
+    REAL *right = left + 2 * CHECK_EVERY * R;
+    const FN(Masses) m = FN(masses)(a, b, R, M, right + 2 * CHECK_EVERY * M);
+    int32_t kernel_of = -1;
+    memset(dg, 0, M * sizeof(REAL));
+    for (int64_t i = 0; i < R; i++) {
+        df[i] = FN(sum)(dx + i * M, M);
+        for (int64_t j = 0; j < M; j++)
+            dg[j] += dx[i * M + j];
+    }
+    int64_t end = s->n_iter;
+    int has_df = 1;
+    for (int32_t c = *rec.n_chunks - 1; c >= 0; c--) {
+        int32_t steps = rec.chunks[2 * c], base = rec.chunks[2 * c + 1];
+        int64_t first = end - (steps < 0 ? -steps : steps);
+        const REAL *start = rec.starts + c * M;
+        if (steps > 0) {
+            if (base != kernel_of) {
+                FN(kernel)(x, rec.base_f + base * R, rec.base_g + base * M, R, M,
+                           s->floor + s->limit, K);
+                kernel_of = base;
+            }
+            FN(scaling_reverse)(K, &m, R, M, rec.rows, rec.cols, start, first, end - 1, dx, df,
+                                has_df, dg, left, right, acc);
+        } else {
+            FN(log_reverse)(x, &m, R, M, s->floor, rec.rows, rec.cols, start, first, end - 1, dx,
+                            df, has_df, dg, acc);
+        }
+        has_df = 0;
+        end = first;
+    }
+}
+
+int FN(sinkhorn_reverse)(int64_t B, int64_t R, int64_t M, int64_t n_iter, int threads, REAL limit,
+                         REAL floor, const REAL *x, const REAL *a, const REAL *b,
+                         const REAL *rows, const REAL *cols, const int32_t *chunks,
+                         const int32_t *n_chunks, const REAL *starts, const REAL *base_f,
+                         const REAL *base_g, int64_t max_chunks, REAL *dx)
+{
+    FN(Shape) s = {R, M, R, n_iter, max_chunks, limit, floor};
+    int status = 0;
+    (void)threads;
+#pragma omp parallel num_threads(threads)
+    {
+        REAL *scratch = malloc((R * M + (3 + 2 * CHECK_EVERY) * R + (4 + 2 * CHECK_EVERY) * M) *
+                                sizeof(REAL));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t n = 0; n < B; n++) {
+            FN(Record) rec = {(REAL *)rows + n * n_iter * R, (REAL *)cols + n * n_iter * M,
+                              (int32_t *)chunks + n * max_chunks * 2, (int32_t *)n_chunks + n,
+                              (REAL *)starts + n * max_chunks * M,
+                              (REAL *)base_f + n * max_chunks * R,
+                              (REAL *)base_g + n * max_chunks * M};
+            if (scratch == NULL) {
+#pragma omp atomic write
+                status = NATIVE_NO_MEMORY;
+            } else {
+                FN(reverse_item)(&s, x + n * R * M, a ? a + n * R : NULL, b ? b + n * M : NULL,
+                                 rec, dx + n * R * M, scratch);
+            }
+        }
+        free(scratch);
+    }
+    return status;
+}
+
+
+/* The implicit gradient works in double for both precisions (as _sinkhorn_implicit does), with
+   the double helpers (sinkhorn.c includes the double precision first). */
+
+/* out = S y for the Schur complement S = diag(diagonal) - P^T diag(1/rows) P */
+VECTOR_CLONES static void FN(schur_apply)(const double *P, const double *rows,
+                                          const double *diagonal, int64_t R, int64_t M,
+                                          const double *y, double *out)
+{
+    for (int64_t j = 0; j < M; j++)
+        out[j] = diagonal[j] * y[j];
+    for (int64_t i = 0; i < R; i += ROWS) {
+        double *Pr[ROWS], s[ROWS], weight[ROWS] = {0};
+        int64_t n = block_f64((double *)P, R, M, i, Pr);
+        dots_f64(Pr, y, M, s);
+        for (int64_t k = 0; k < n; k++)
+            weight[k] = -s[k] / rows[i + k];
+        add_rows_f64(Pr, weight, M, out);
+    }
+}
+
+/* Jacobi-preconditioned conjugate gradient on S beta = rhs, as
+   _sinkhorn_implicit._conjugate_gradient does for one item (stops once the residual is below tol
+   of the right-hand side's); work: 4M. */
+VECTOR_CLONES static void FN(conjugate_gradient)(const double *P, const double *rows,
+                                                 const double *diagonal, int64_t R, int64_t M,
+                                                 const double *rhs, double *y, double damping,
+                                                 double tol, double *work)
+{
+    double *residual = work, *direction = residual + M, *applied = direction + M;
+    double *inverse = applied + M, power = 0, size = 0;
+    memcpy(inverse, diagonal, M * sizeof(double)); /* S's own diagonal first */
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < M; j++)
+            inverse[j] -= P[i * M + j] * P[i * M + j] / rows[i];
+    for (int64_t j = 0; j < M; j++) {
+        inverse[j] = 1 / (inverse[j] > damping ? inverse[j] : damping);
+        y[j] = 0;
+        residual[j] = rhs[j];
+        direction[j] = residual[j] * inverse[j];
+        power += residual[j] * direction[j];
+        size += residual[j] * residual[j];
+    }
+    double stop = tol * tol * size;
+    for (int64_t step = 0; step < 2 * M + 20 && size > stop; step++) {
+        FN(schur_apply)(P, rows, diagonal, R, M, direction, applied);
+        double curvature = 0, new_power = 0;
+        for (int64_t j = 0; j < M; j++)
+            curvature += direction[j] * applied[j];
+        double alpha = curvature > 0 ? power / curvature : 0;
+        size = 0;
+        for (int64_t j = 0; j < M; j++) {
+            y[j] += alpha * direction[j];
+            residual[j] -= alpha * applied[j];
+            size += residual[j] * residual[j];
+            new_power += residual[j] * residual[j] * inverse[j];
+        }
+        double ratio = power > 0 ? new_power / power : 0;
+        for (int64_t j = 0; j < M; j++)
+            direction[j] = residual[j] * inverse[j] + ratio * direction[j];
+        power = new_power;
+    }
+}
+
+/* S = diag(diagonal) - P^T diag(1/rows) P, dense (M x M) */
+VECTOR_CLONES static void FN(schur_dense)(const double *P, const double *rows,
+                                          const double *diagonal, int64_t R, int64_t M, double *S)
+{
+    memset(S, 0, M * M * sizeof(double));
+    for (int64_t i = 0; i < R; i += ROWS) {
+        double *Pr[ROWS];
+        int64_t n = block_f64((double *)P, R, M, i, Pr);
+        for (int64_t j = 0; j < M; j++) {
+            double weight[ROWS] = {0};
+            for (int64_t k = 0; k < n; k++)
+                weight[k] = -Pr[k][j] / rows[i + k];
+            add_rows_f64(Pr, weight, M, S + j * M);
+        }
+    }
+    for (int64_t j = 0; j < M; j++)
+        S[j * M + j] += diagonal[j];
+}
+
+/* One item's implicit gradient (_sinkhorn_implicit.implicit_grad): H becomes dL/dx. Scratch
+   (double): 2R + 8M, M*M when dense, R*M for float P. */
+static void FN(implicit_item)(const REAL *plan, REAL *H, int64_t R, int64_t M, int dense,
+                              double damping, double tol, double *scratch)
+{
+    double *rows = scratch, *h_rows = rows + R, *cols = h_rows + R, *rhs = cols + M;
+    double *diagonal = rhs + M, *beta = diagonal + M, *work = beta + M, *S = work + 4 * M;
+    const double *P = (const double *)plan;
+    if (sizeof(REAL) != sizeof(double)) {
+        double *copy = S + (dense ? M * M : 0);
+        for (int64_t k = 0; k < R * M; k++)
+            copy[k] = plan[k];
+        P = copy;
+    }
+    for (int64_t j = 0; j < M; j++)
+        cols[j] = rhs[j] = 0;
+    for (int64_t i = 0; i < R; i++) {
+        double r = 0, h = 0;
+        for (int64_t j = 0; j < M; j++) {
+            r += P[i * M + j];
+            h += H[i * M + j];
+            cols[j] += P[i * M + j];
+            rhs[j] += H[i * M + j];
+        }
+        rows[i] = r > 0 ? r : 1; /* padding: decoupled, and its right-hand side is 0 */
+        h_rows[i] = h;
+    }
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < M; j++)
+            rhs[j] -= h_rows[i] / rows[i] * P[i * M + j];
+    for (int64_t j = 0; j < M; j++)
+        diagonal[j] = (cols[j] > 0 ? cols[j] : 1) + damping;
+    if (dense) {
+        FN(schur_dense)(P, rows, diagonal, R, M, S);
+        memcpy(beta, rhs, M * sizeof(double));
+        lu_solve(S, beta, M);
+    } else {
+        FN(conjugate_gradient)(P, rows, diagonal, R, M, rhs, beta, damping, tol, work);
+    }
+    for (int64_t i = 0; i < R; i++) {
+        double alpha = h_rows[i];
+        for (int64_t j = 0; j < M; j++)
+            alpha -= P[i * M + j] * beta[j];
+        alpha /= rows[i];
+        for (int64_t j = 0; j < M; j++)
+            H[i * M + j] = (REAL)(H[i * M + j] - P[i * M + j] * (alpha + beta[j]));
+    }
+}
+
+int FN(sinkhorn_implicit)(int64_t B, int64_t R, int64_t M, int threads, int64_t dense_up_to,
+                          double damping, double tol, const REAL *P, REAL *H)
+{
+    int status = 0, dense = M <= dense_up_to;
+    (void)threads;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t copy = sizeof(REAL) == sizeof(double) ? 0 : R * M;
+        double *scratch = malloc((2 * R + 8 * M + (dense ? M * M : 0) + copy) * sizeof(double));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t n = 0; n < B; n++) {
+            if (scratch == NULL) {
+#pragma omp atomic write
+                status = NATIVE_NO_MEMORY;
+            } else {
+                FN(implicit_item)(P + n * R * M, H + n * R * M, R, M, dense, damping, tol,
+                                  scratch);
+            }
+        }
+        free(scratch);
+    }
+    return status;
+}
