@@ -27,8 +27,9 @@ from torch import nn
 
 from _measure import interleaved_best
 from bench_data import loop_puzzles
+from gumbel_sinkhorn.configs.jigsaw import PRESETS, SAMPLING
 from gumbel_sinkhorn.data import fit_to_grid
-from gumbel_sinkhorn.tasks.jigsaw import TUTORIAL_MODEL, JigsawTask
+from gumbel_sinkhorn.tasks.jigsaw import JigsawTask
 from gumbel_sinkhorn.train import adam, autocast
 
 
@@ -132,7 +133,7 @@ def step_parts(task, steps: int) -> dict[str, float]:
     return best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[2, 3, 4, 6])
     parser.add_argument("--steps", type=int, default=20, help="training steps per timing")
@@ -142,7 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--parts", action="store_true", help="also time each part of our step (ms per step)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     n_images = args.steps * args.batch
     print(
@@ -154,9 +155,10 @@ def main() -> None:
         f" {'ours bf16':>10} {'speed-up':>9} {'ours+context':>13}"
     )
     for grid in args.grids:
-        config = dict(grid=grid, images_per_batch=args.batch, train_size=n_images, test_size=1)
-        task = JigsawTask(model=dict(TUTORIAL_MODEL), **config)
-        raw = fit_to_grid(task.dataset_split("train").images, grid)  # the same padded images
+        config = dict(grid=grid, batch_size=args.batch, train_size=n_images, test_size=1)
+        tutorial = dict(model=PRESETS["tutorial"], sampling=SAMPLING["tutorial"])
+        task = JigsawTask.create(**tutorial, **config)
+        raw = fit_to_grid(task.images.dataset("train").images, grid)  # the same padded images
         theirs, n_theirs = tutorial_steps(raw, grid, args.steps, args.batch)
         ours, n_ours = our_steps(task, args.steps)
         assert n_theirs == n_ours, (n_theirs, n_ours)
@@ -164,7 +166,7 @@ def main() -> None:
             "theirs": theirs,
             "ours": ours,
             "bf16": our_steps(task, args.steps, "bfloat16")[0],
-            "context": our_steps(JigsawTask(**config), args.steps)[0],
+            "context": our_steps(JigsawTask.create(**config), args.steps)[0],
         }
         best = interleaved_best(contenders, args.repeat)
         rate = {name: n_images / seconds for name, seconds in best.items()}

@@ -1,13 +1,16 @@
 """The operator benchmarks still run, measure what they claim, and check their contenders agree."""
 
+import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import _measure  # noqa: E402
+import jigsaw_throughput  # noqa: E402
 import matching as matching_bench  # noqa: E402
 import sinkhorn as sinkhorn_bench  # noqa: E402
 
@@ -41,3 +44,14 @@ def test_matching_benchmark_checks_every_total():
     results = matching_bench.rows([(5, 4)], repeat=1)
     assert {"SciPy loop", "ours", "ours, SciPy fallback"} <= {r["name"] for r in results}
     assert "| (5, 4) | ours |" in matching_bench.table(results)
+
+
+@pytest.mark.skipif(not os.environ.get("GUMBEL_SINKHORN_DATA"), reason="needs MNIST")
+def test_jigsaw_throughput_runs_both_pipelines(capsys):
+    before = torch.get_num_threads()
+    try:
+        jigsaw_throughput.main(["--grids", "2", "--steps", "2", "--batch", "8", "--repeat", "1"])
+    finally:
+        torch.set_num_threads(before)
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[0] == "2x2" and row[1] == "7,168" and float(row[2]) > 0 and float(row[3]) > 0
