@@ -7,9 +7,10 @@ stays in cache across its iterations. Same semantics as ``_sinkhorn_solver.solve
 
 The library is compiled with the system C compiler (``$CC``, else ``cc``) into
 ``$GUMBEL_SINKHORN_CACHE`` (else ``$XDG_CACHE_HOME`` or ``~/.cache``, then
-``gumbel_sinkhorn/native``), under a name keyed by the source, flags, compiler and platform, and
-loaded once per process. Without a compiler, when the build fails or the folder is not writable,
-or with ``GUMBEL_SINKHORN_NATIVE=0``, ``usable`` is false and the torch operators run instead.
+``gumbel-sinkhorn/native``, beside the datasets), under a name keyed by the source, flags,
+compiler and platform, and loaded once per process. Without a compiler, when the build fails or
+the folder is not writable, or with ``GUMBEL_SINKHORN_NATIVE=0``, ``usable`` is false and the
+torch operators run instead.
 
 >>> import torch
 >>> usable(torch.zeros(2, 3, 3)) == (library() is not None and os.environ.get(ENV_VAR) != "0")
@@ -87,7 +88,7 @@ def cache_folder() -> Path:
     if os.environ.get(CACHE_VAR):
         return Path(os.environ[CACHE_VAR])
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "gumbel_sinkhorn" / "native"
+    return Path(root) / "gumbel-sinkhorn" / "native"
 
 
 def _build_and_load() -> ctypes.CDLL:
