@@ -351,16 +351,15 @@ int FN(sinkhorn_forward)(int64_t B, int64_t R, int64_t M, int64_t n_rows, int64_
 }
 
 
-/* The reverse of one scaling chunk (iterations first .. last, at most CHECK_EVERY, base kernel
-   K): updates dx, df (when has_df) and dg as _sinkhorn_solver._scaling_chunk_reverse does. Each
-   step adds two terms -K * (l r^T) to dx: their vectors are kept in left (2 CHECK_EVERY R) and
-   right (2 CHECK_EVERY M) and added in one pass at the end; acc is scratch (M). */
-VECTOR_CLONES static void FN(scaling_reverse)(const REAL *K, const FN(Masses) *m, int64_t R,
+/* The reverse of one scaling chunk (iterations first .. last, base kernel K): updates df (when
+   has_df) and dg as _sinkhorn_solver._scaling_chunk_reverse does. Each step owes dx two terms
+   -K * (l r^T): their vectors are written to left (R each) and right (M each), to be added by
+   low_rank_update once per base (as _LowRank does); returns how many were written. */
+VECTOR_CLONES static int64_t FN(scaling_reverse)(const REAL *K, const FN(Masses) *m, int64_t R,
                                               int64_t M, const REAL *rows, const REAL *cols,
                                               const REAL *start, int64_t first, int64_t last,
-                                              REAL *dx, const REAL *df, int has_df,
-                                              REAL *restrict dg, REAL *restrict left,
-                                              REAL *restrict right, REAL *restrict acc)
+                                              const REAL *df, int has_df, REAL *restrict dg,
+                                              REAL *restrict left, REAL *restrict right)
 {
     int64_t terms = 0;
     for (int64_t k = last; k >= first; k--, terms += 2) {
@@ -386,6 +385,17 @@ VECTOR_CLONES static void FN(scaling_reverse)(const REAL *K, const FN(Masses) *m
             dg[j] = -(dg[j] * bv[j]);
         has_df = 0;
     }
+    return terms;
+}
+
+/* dx -= K * (left^T right) for terms rank-one terms (left: terms x R, right: terms x M); acc is
+   scratch (M). */
+VECTOR_CLONES static void FN(low_rank_update)(const REAL *K, const REAL *left, const REAL *right,
+                                              int64_t terms, int64_t R, int64_t M, REAL *dx,
+                                              REAL *restrict acc)
+{
+    if (terms == 0)
+        return;
     for (int64_t i = 0; i < R; i++) {
         for (int64_t j = 0; j < M; j++)
             acc[j] = 0;
@@ -432,16 +442,18 @@ VECTOR_CLONES static void FN(log_reverse)(const REAL *x, const FN(Masses) *m, in
     }
 }
 
-/* One item's reverse pass: dx holds dL/dlog P and becomes dL/dx. Scratch: R*M + (3 + 2C) R +
-   (4 + 2C) M, C = CHECK_EVERY. */
+/* One item's reverse pass: dx holds dL/dlog P and becomes dL/dx. The scaling chunks' terms are
+   added to dx once per base kernel (one pass over dx and K for all of them, not one per chunk).
+   Scratch: R*M + (3 + 2 n_iter) R + (4 + 2 n_iter) M. */
 static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, const REAL *b,
                              FN(Record) rec, REAL *dx, REAL *scratch)
 {
     const int64_t R = s->R, M = s->M;
     REAL *K = scratch, *df = K + R * M, *dg = df + R, *acc = dg + M, *left = acc + M;
-    REAL *right = left + 2 * CHECK_EVERY * R;
-    const FN(Masses) m = FN(masses)(a, b, R, M, right + 2 * CHECK_EVERY * M);
+    REAL *right = left + 2 * s->n_iter * R;
+    const FN(Masses) m = FN(masses)(a, b, R, M, right + 2 * s->n_iter * M);
     int32_t kernel_of = -1;
+    int64_t owed = 0; /* terms in left and right not yet added to dx (base kernel_of) */
     memset(dg, 0, M * sizeof(REAL));
     for (int64_t i = 0; i < R; i++) {
         df[i] = FN(sum)(dx + i * M, M);
@@ -456,12 +468,14 @@ static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, c
         const REAL *start = rec.starts + c * M;
         if (steps > 0) {
             if (base != kernel_of) {
+                FN(low_rank_update)(K, left, right, owed, R, M, dx, acc);
+                owed = 0;
                 FN(kernel)(x, rec.base_f + base * R, rec.base_g + base * M, R, M,
                            s->floor + s->limit, K);
                 kernel_of = base;
             }
-            FN(scaling_reverse)(K, &m, R, M, rec.rows, rec.cols, start, first, end - 1, dx, df,
-                                has_df, dg, left, right, acc);
+            owed += FN(scaling_reverse)(K, &m, R, M, rec.rows, rec.cols, start, first, end - 1,
+                                        df, has_df, dg, left + owed * R, right + owed * M);
         } else {
             FN(log_reverse)(x, &m, R, M, s->floor, rec.rows, rec.cols, start, first, end - 1, dx,
                             df, has_df, dg, acc);
@@ -469,6 +483,7 @@ static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, c
         has_df = 0;
         end = first;
     }
+    FN(low_rank_update)(K, left, right, owed, R, M, dx, acc);
 }
 
 int FN(sinkhorn_reverse)(int64_t B, int64_t R, int64_t M, int64_t n_iter, int threads, REAL limit,
@@ -482,7 +497,7 @@ int FN(sinkhorn_reverse)(int64_t B, int64_t R, int64_t M, int64_t n_iter, int th
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        REAL *scratch = malloc((R * M + (3 + 2 * CHECK_EVERY) * R + (4 + 2 * CHECK_EVERY) * M) *
+        REAL *scratch = malloc((R * M + (3 + 2 * n_iter) * R + (4 + 2 * n_iter) * M) *
                                 sizeof(REAL));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
