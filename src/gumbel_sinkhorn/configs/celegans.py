@@ -67,16 +67,8 @@ class Settings(Config):
     position_noise: float = option(0.0, "std of the observed positions")
 
     def __post_init__(self):
-        check(
-            self,
-            steps=count,
-            lr=number,
-            lr_weights=number,
-            tau=number,
-            n_iter=count,
-            n_samples=count,
-        )
-        check(self, sweeps=count, n_steps=lambda v, n: count(v, n, minimum=2))
+        check(self, steps=count, lr=number, lr_weights=number, tau=number, n_iter=count)
+        check(self, n_samples=count, sweeps=count, n_steps=lambda v, n: count(v, n, minimum=2))
         check(self, position_noise=non_negative)
 
     @classmethod
