@@ -389,14 +389,50 @@ VECTOR_CLONES static int64_t FN(scaling_reverse)(const REAL *K, const FN(Masses)
 }
 
 /* dx -= K * (left^T right) for terms rank-one terms (left: terms x R, right: terms x M); acc is
-   scratch (M). */
+   scratch (M). Blocks of ROWS full rows and TILE columns keep their sums in registers over all the
+   terms, so each value of right is loaded once per ROWS rows; the rest row by row. Either way a
+   sum runs over the terms in order. */
+#define TILE 16
 VECTOR_CLONES static void FN(low_rank_update)(const REAL *K, const REAL *left, const REAL *right,
                                               int64_t terms, int64_t R, int64_t M, REAL *dx,
                                               REAL *restrict acc)
 {
     if (terms == 0)
         return;
-    for (int64_t i = 0; i < R; i++) {
+    const int64_t R4 = R - R % ROWS, M16 = M - M % TILE;
+    for (int64_t i = 0; i < R4; i += ROWS) {
+        for (int64_t j0 = 0; j0 < M16; j0 += TILE) {
+            REAL c0[TILE] = {0}, c1[TILE] = {0}, c2[TILE] = {0}, c3[TILE] = {0};
+            for (int64_t t = 0; t < terms; t++) {
+                const REAL *r = right + t * M + j0, *l = left + t * R + i;
+                const REAL l0 = l[0], l1 = l[1], l2 = l[2], l3 = l[3];
+#pragma omp simd
+                for (int jj = 0; jj < TILE; jj++) {
+                    c0[jj] += l0 * r[jj];
+                    c1[jj] += l1 * r[jj];
+                    c2[jj] += l2 * r[jj];
+                    c3[jj] += l3 * r[jj];
+                }
+            }
+            REAL *d = dx + i * M + j0;
+            const REAL *k = K + i * M + j0;
+#pragma omp simd
+            for (int jj = 0; jj < TILE; jj++) {
+                d[jj] -= k[jj] * c0[jj];
+                d[M + jj] -= k[M + jj] * c1[jj];
+                d[2 * M + jj] -= k[2 * M + jj] * c2[jj];
+                d[3 * M + jj] -= k[3 * M + jj] * c3[jj];
+            }
+        }
+        for (int64_t q = i; q < i + ROWS && M16 < M; q++) /* the columns past the last tile */
+            for (int64_t j = M16; j < M; j++) {
+                REAL sum = 0;
+                for (int64_t t = 0; t < terms; t++)
+                    sum += left[t * R + q] * right[t * M + j];
+                dx[q * M + j] -= K[q * M + j] * sum;
+            }
+    }
+    for (int64_t i = R4; i < R; i++) {
         for (int64_t j = 0; j < M; j++)
             acc[j] = 0;
         for (int64_t t = 0; t < terms; t++) {
