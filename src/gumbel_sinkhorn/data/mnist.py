@@ -91,9 +91,12 @@ def _gunzip(data: bytes, source: str) -> bytes:
     stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         out = stream.decompress(data, 4)
-        if len(out) == 4 and out[:2] == b"\0\0" and out[2] in _IDX_DTYPES and out[3]:
+        layout = None
+        if _is_idx_magic(out):
             out += stream.decompress(stream.unconsumed_tail, 4 * out[3])
-        limit = _described_size(out) + 1
+            layout = _layout(out)
+        # past the described size, or past a header decode_idx will reject: one byte more
+        limit = (layout[-1] if layout else len(out)) + 1
         while len(out) < limit and not stream.eof:
             chunk = stream.decompress(stream.unconsumed_tail, min(limit - len(out), 2**24))
             if not chunk:
@@ -106,14 +109,20 @@ def _gunzip(data: bytes, source: str) -> bytes:
     return out
 
 
-def _described_size(head: bytes) -> int:
-    """The size of the IDX file whose first bytes are ``head``; ``len(head)`` when they are not
-    a whole IDX header (``decode_idx`` then says what is wrong)."""
-    header = 4 + 4 * head[3] if len(head) >= 4 else 4
-    if len(head) < header or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES or not head[3]:
-        return len(head)
-    shape = np.frombuffer(head, ">u4", count=head[3], offset=4)
-    return header + math.prod(int(d) for d in shape) * np.dtype(_IDX_DTYPES[head[2]]).itemsize
+def _is_idx_magic(head: bytes) -> bool:
+    """Whether ``head`` starts like an IDX file: two zero bytes, a known type code, ndim >= 1."""
+    return len(head) >= 4 and head[:2] == b"\0\0" and head[2] in _IDX_DTYPES and head[3] > 0
+
+
+def _layout(head: bytes):
+    """``(header size, shape, dtype, file size)`` from the first bytes of an IDX file whose magic
+    number is valid; None when they stop before the end of the header."""
+    header = 4 + 4 * head[3]
+    if len(head) < header:
+        return None
+    shape = tuple(int(d) for d in np.frombuffer(head, ">u4", count=head[3], offset=4))
+    dtype = np.dtype(_IDX_DTYPES[head[2]])
+    return header, shape, dtype, header + math.prod(shape) * dtype.itemsize
 
 
 def decode_idx(data: bytes, *, source: str = "IDX data") -> torch.Tensor:
@@ -127,18 +136,15 @@ def decode_idx(data: bytes, *, source: str = "IDX data") -> torch.Tensor:
     0x0D float32, 0x0E float64), the number of dimensions, one big-endian uint32 per dimension,
     then the values, big-endian, row-major. Raises ``CorruptFileError`` on any mismatch.
     """
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES or data[3] == 0:
+    if not _is_idx_magic(data):
         raise CorruptFileError(
             f"{source}: not an IDX file (magic number {data[:4].hex() or 'missing'}; expected "
             f"0000 followed by a type code in {[f'{c:02x}' for c in _IDX_DTYPES]} and ndim >= 1)"
         )
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    layout = _layout(data)
+    if layout is None:
         raise CorruptFileError(f"{source}: truncated IDX header ({len(data)} bytes)")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = header + math.prod(shape) * dtype.itemsize
+    header, shape, dtype, expected = layout
     if len(data) != expected:
         raise CorruptFileError(
             f"{source}: {len(data)} bytes, but its header (shape {shape}, {dtype.name}) needs "
