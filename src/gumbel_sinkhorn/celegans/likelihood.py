@@ -2,7 +2,7 @@
 
 With ``Ya = Y[:, 1:]`` and ``Yb = Y[:, :-1]``, the model's squared error for a (relaxed)
 permutation ``Q`` and weights ``W`` is ``||Ya - Q W Q^T Yb||^2 = energy - 2 tr(W Q^T cross Q)
-+ tr(W^T Q^T Q W Q^T gram Q)``, where ``cross = Yb Ya^T``, ``gram = Yb Yb^T`` and
++ tr(M gram M^T)`` with ``M = Q W Q^T``, where ``cross = Yb Ya^T``, ``gram = Yb Yb^T`` and
 ``energy = ||Ya||^2``: three ``(N, N)`` matrices per worm, whatever the number of time steps.
 """
 
@@ -56,16 +56,15 @@ def expected_sq_error(
 
     Shapes: ``Q`` ``(..., J, N, N)`` (row ``i``: recorded neuron ``i``'s weights over names), the
     weights ``(N, N)``; out ``(..., J)``. ``var`` adds ``sum_kl var_kl (Q^T Q)_kk (Q^T gram Q)_ll``.
+    Through ``M = Q W Q^T``: ``fit = <M, cross^T>`` and ``spread = <M gram, M>``, three products
+    of ``(N, N)`` matrices (four with ``var``).
     """
-    Qt = Q.transpose(-1, -2)
-    cross = Qt @ stats.cross @ Q
-    gram = Qt @ stats.gram @ Q
-    overlap = Qt @ Q
-    fit = (mean.T * cross).sum((-1, -2))
-    spread = (mean * (overlap @ mean @ gram)).sum((-1, -2))
+    M = Q @ mean @ Q.transpose(-1, -2)
+    fit = (M * stats.cross.transpose(-1, -2)).sum((-1, -2))
+    spread = (M @ stats.gram * M).sum((-1, -2))
     out = stats.energy - 2 * fit + spread
     if var is not None:
-        diag_k = overlap.diagonal(dim1=-2, dim2=-1)[..., :, None]
-        diag_g = gram.diagonal(dim1=-2, dim2=-1)[..., None, :]
+        diag_k = Q.square().sum(-2)[..., :, None]
+        diag_g = (stats.gram @ Q * Q).sum(-2)[..., None, :]
         out = out + (var * diag_k * diag_g).sum((-1, -2))
     return out
