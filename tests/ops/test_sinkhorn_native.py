@@ -30,6 +30,14 @@ def native_calls(monkeypatch):
     return counts
 
 
+@pytest.fixture
+def solutions(monkeypatch):
+    """The native forward's solutions, as they are made."""
+    made, solve = [], _native.solve
+    monkeypatch.setattr(_native, "solve", lambda *a, **k: made.append(solve(*a, **k)) or made[-1])
+    return made
+
+
 def run(monkeypatch, native: bool, x, weights, *, log, **options):
     """The output and the gradient of ``(output * weights).sum()``, on the chosen path."""
     monkeypatch.setenv(_native.ENV_VAR, "1" if native else "0")
@@ -97,6 +105,28 @@ def test_native_equals_torch(monkeypatch, native_calls, case, n_iter, dtype, bac
     torch.testing.assert_close(grad, expected_grad, atol=tol * scale, rtol=tol * 10)
 
 
+@pytest.mark.parametrize("budget", [0, _native.TRANSPOSED_UP_TO])
+@pytest.mark.parametrize("shape", [(3, 6, 6), (2, 9, 40), (2, 130, 150)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_both_kernel_layouts(monkeypatch, native_calls, solutions, budget, shape, dtype):
+    # K alone (budget 0) and K with its transpose (every shape here fits 1 MiB): rows padded to
+    # whole vectors, one or several tiles of sums (150 columns: 2 tiles in float32, 3 in float64)
+    monkeypatch.setattr(_native, "TRANSPOSED_UP_TO", budget)
+    x = randn(*shape, seed=12, dtype=dtype, scale=3.0)
+    weights = randn(*shape, seed=13, dtype=dtype)
+    out, grad = run(monkeypatch, True, x, weights, n_iter=30, log=False)
+    expected_out, expected_grad = run(monkeypatch, False, x, weights, n_iter=30, log=False)
+    assert native_calls["reverse"] == 1
+    # scores of this size stay in the scaling form: a wrong sum would overflow into log-domain
+    # redos, which compute the right answer slowly
+    record = solutions[0].record
+    assert (record.chunks[:, :3, 0] == 10).all() and (record.n_chunks == 3).all()
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, expected_out, atol=tol, rtol=tol)
+    scale = max(expected_grad.abs().max().item(), 1.0)
+    torch.testing.assert_close(grad, expected_grad, atol=tol * scale, rtol=tol * 10)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_conjugate_gradient_of_large_matrices(monkeypatch, native_calls, dtype):
     x, weights = randn(2, 70, 70, seed=8, dtype=dtype), randn(2, 70, 70, seed=9, dtype=dtype)
@@ -108,14 +138,13 @@ def test_conjugate_gradient_of_large_matrices(monkeypatch, native_calls, dtype):
     torch.testing.assert_close(grad, expected, atol=tol * expected.abs().max().item(), rtol=0)
 
 
+@pytest.mark.parametrize("budget", [0, _native.TRANSPOSED_UP_TO])
 @pytest.mark.parametrize("limit", [0.0, 3.0])
-def test_log_domain_redos_and_new_bases(monkeypatch, limit):
+def test_log_domain_redos_and_new_bases(monkeypatch, solutions, limit, budget):
+    monkeypatch.setattr(_native, "TRANSPOSED_UP_TO", budget)
     # a lower limit on the scalings (both paths read it): chunks overflow and are redone in the
     # log domain (every one at 0), kernels are re-based
     monkeypatch.setattr(_sinkhorn_solver, "_limit", lambda dtype: limit)
-    solutions, solve = [], _native.solve
-    monkeypatch.setattr(_native, "solve", lambda *a, **k: solutions.append(solve(*a, **k)) or
-                        solutions[-1])
     x = randn(8, 36, 36, seed=5, dtype=torch.float32, scale=10.0)
     weights = randn(8, 36, 36, seed=6, dtype=torch.float32)
     out, grad = run(monkeypatch, True, x, weights, n_iter=23, log=False)

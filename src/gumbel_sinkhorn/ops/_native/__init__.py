@@ -39,7 +39,7 @@ from .._sinkhorn_problem import Problem
 
 ENV_VAR = "GUMBEL_SINKHORN_NATIVE"  # "0": never use the native kernels
 CACHE_VAR = "GUMBEL_SINKHORN_CACHE"
-ABI = 1  # sinkhorn_abi() of a library built from this source
+ABI = 2  # sinkhorn_abi() of a library built from this source
 SOURCES = [Path(__file__).with_name(name) for name in ("sinkhorn.c", "sinkhorn_impl.h")]
 # No -ffast-math (inf, -inf and NaN must behave) nor -march=native (a cache shared by different
 # CPUs): the kernels pick their instruction set at load time (target_clones in sinkhorn.c). Without
@@ -47,14 +47,18 @@ SOURCES = [Path(__file__).with_name(name) for name in ("sinkhorn.c", "sinkhorn_i
 FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-shared"]
 OPENMP = ["-fopenmp"]
 NO_MEMORY = 1  # the kernels' status when a scratch buffer could not be allocated
+# An item's kernel K is also kept transposed when K and K^T take at most this many bytes: the
+# iterations are then sums of rows of either (no horizontal sums), faster while both stay in a
+# core's L2 cache; larger kernels keep K alone. Read at each call (tests set it to 0).
+TRANSPOSED_UP_TO = 1 << 20
 
 _log = logging.getLogger(__name__)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _REAL = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
 # argument kinds: I int64, i int, r the precision's float, d double, p pointer
 _SIGNATURES = {
-    "sinkhorn_forward": "IIIIIirr" + "p" * 14 + "I",
-    "sinkhorn_reverse": "IIIIirr" + "p" * 10 + "Ip",
+    "sinkhorn_forward": "IIIIIirrI" + "p" * 14 + "I",
+    "sinkhorn_reverse": "IIIIirrI" + "p" * 10 + "Ip",
     "sinkhorn_implicit": "IIIiIddpp",
 }
 
@@ -266,6 +270,7 @@ def solve(problem: Problem, n_iter: int, *, record: bool, log: bool, plan: bool)
         torch.get_num_threads(),
         _sinkhorn_solver._limit(x.dtype),  # read at each call, like DENSE_UP_TO
         FLOOR[x.dtype],
+        TRANSPOSED_UP_TO,
         *map(_pointer, (x, *map(_contiguous, (problem.a, problem.b)))),
         _pointer(problem.row_max.contiguous()),
         *map(_pointer, (log_P, P, errors)),
@@ -291,6 +296,7 @@ def reverse(solution: Solution, grad_log_plan: torch.Tensor) -> torch.Tensor:
         torch.get_num_threads(),
         _sinkhorn_solver._limit(dx.dtype),
         FLOOR[dx.dtype],
+        TRANSPOSED_UP_TO,
         *map(_pointer, map(_contiguous, (p.x, p.a, p.b))),
         *rec.pointers(),
         _max_chunks(solution.n_iter),

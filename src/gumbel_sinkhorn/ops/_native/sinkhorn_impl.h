@@ -1,8 +1,11 @@
 /* One precision (REAL, FN, LOG, and the exp's BITS ... DEGREE) of the kernels; included by
    sinkhorn.c. Per item: x (R, M) scores, a (R) / b (M) masses (NULL: all ones). The scaling
    form, the chunks, the base refreshes and the log-domain redos are those of
-   _sinkhorn_solver.solve, decided per item instead of per batch. Loops over rows take them four
-   at a time (ROWS), so that each pass over a column vector serves four rows. */
+   _sinkhorn_solver.solve, decided per item instead of per batch. An item's base kernel K has rows
+   padded to whole vectors; where K and its transpose fit in TRANSPOSED_UP_TO bytes both are kept
+   and the products K v and K^T u are sums of rows (combine: sums in registers, no horizontal
+   sums); else loops over rows take them four at a time (ROWS), so that each pass over a column
+   vector serves four rows. */
 
 /* exp(t) in a form compilers vectorize: t = k ln2 + r (|r| <= ln2 / 2), e^r by its Taylor
    polynomial, 2^k from the exponent bits. Exactly 0 for t <= floor (floor is at least the log of
@@ -49,15 +52,74 @@ static FN(Masses) FN(masses)(const REAL *a, const REAL *b, int64_t R, int64_t M,
     return (FN(Masses)){ma, mb, la, lb};
 }
 
-/* Rows i .. i + ROWS - 1 of the (R, M) matrix A into rows, row R - 1 again past the last one
-   (weighted by 0 or discarded); returns how many are real. */
-static inline int64_t FN(block)(REAL *A, int64_t R, int64_t M, int64_t i, REAL **rows)
+/* Rows i .. i + ROWS - 1 of the matrix A of R rows (stride ld) into rows, row R - 1 again past
+   the last one (weighted by 0 or discarded); returns how many are real. */
+static inline int64_t FN(block)(REAL *A, int64_t R, int64_t ld, int64_t i, REAL **rows)
 {
     int64_t n = R - i < ROWS ? R - i : ROWS;
     for (int64_t k = 0; k < ROWS; k++)
-        rows[k] = A + (i + (k < n ? k : n - 1)) * M;
+        rows[k] = A + (i + (k < n ? k : n - 1)) * ld;
     return n;
 }
+
+/* n rounded up to whole vectors: the row stride of the kernel matrices */
+static inline int64_t FN(padded)(int64_t n)
+{
+    const int64_t lanes = VECTOR_BYTES / sizeof(REAL);
+    return (n + lanes - 1) / lanes * lanes;
+}
+
+/* A vector of VECTOR_BYTES (the compiler maps it to the target's registers), unaligned access */
+typedef REAL FN(vector) __attribute__((vector_size(VECTOR_BYTES), aligned(sizeof(REAL))));
+
+/* out[0 .. n vectors) = sum_i w[i] A[i, 0 .. n vectors), the n sums held in registers */
+static inline __attribute__((always_inline)) void FN(combine_tile)(const REAL *A, int64_t rows,
+                                                                   int64_t ld, const REAL *w,
+                                                                   REAL *out, const int n)
+{
+    FN(vector) sums[MOST_VECTORS] = {{0}};
+    for (int64_t i = 0; i < rows; i++) {
+        const FN(vector) *row = (const FN(vector) *)(A + i * ld);
+        const REAL c = w[i];
+#pragma GCC unroll 8
+        for (int q = 0; q < n; q++)
+            sums[q] += c * row[q];
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < n; q++)
+        ((FN(vector) *)out)[q] = sums[q];
+}
+
+/* out[0 .. ld) = sum_i w[i] A[i, :] over the rows of A (stride ld, whole vectors): no horizontal
+   sums, the columns in equal tiles of at most MOST_VECTORS vectors. Inlined into its callers,
+   it is compiled for their instruction sets (VECTOR_CLONES). */
+static inline __attribute__((always_inline)) void FN(combine)(const REAL *A, int64_t rows, int64_t ld, const REAL *w, REAL *out)
+{
+    const int64_t lanes = VECTOR_BYTES / sizeof(REAL), vectors = ld / lanes;
+    const int64_t tiles = (vectors + MOST_VECTORS - 1) / MOST_VECTORS;
+    for (int64_t t = 0, n = 0, j = 0; t < tiles; t++, j += n * lanes) {
+        n = vectors / tiles + (t < vectors % tiles);
+        const REAL *a = A + j;
+        switch (n) { /* constant counts: unrolled, in registers */
+        case 8: FN(combine_tile)(a, rows, ld, w, out + j, 8); break;
+        case 7: FN(combine_tile)(a, rows, ld, w, out + j, 7); break;
+        case 6: FN(combine_tile)(a, rows, ld, w, out + j, 6); break;
+        case 5: FN(combine_tile)(a, rows, ld, w, out + j, 5); break;
+        case 4: FN(combine_tile)(a, rows, ld, w, out + j, 4); break;
+        case 3: FN(combine_tile)(a, rows, ld, w, out + j, 3); break;
+        case 2: FN(combine_tile)(a, rows, ld, w, out + j, 2); break;
+        default: FN(combine_tile)(a, rows, ld, w, out + j, 1); break;
+        }
+    }
+}
+
+/* A base kernel K (R, M) in rows of stride ld_M (padding 0), and its transpose KT in rows of
+   stride ld_R when the two fit in the budget (else NULL): with both, K v and K^T u are sums of
+   rows (combine). */
+typedef struct {
+    REAL *K, *KT;
+    int64_t ld_M, ld_R;
+} FN(Kernel);
 
 /* The products of ROWS rows (of length M) with vec, into out */
 static inline void FN(dots)(REAL *const *rows, const REAL *vec, int64_t M, REAL *out)
@@ -97,36 +159,69 @@ static REAL FN(sum)(const REAL *p, int64_t n)
     return s;
 }
 
-/* K = exp(x + f 1^T + 1 g^T), 0 below floor */
+/* KT (M rows of stride ld_R, padding 0) = the transpose of K (R rows of stride ld_M); plain
+   moves (vectorized, they would become slow scatters) */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
+static void FN(transpose)(const REAL *K, int64_t R, int64_t M, int64_t ld_M, int64_t ld_R,
+                          REAL *KT)
+{
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < M; j++)
+            KT[j * ld_R + i] = K[i * ld_M + j];
+    for (int64_t j = 0; j < M; j++)
+        for (int64_t i = R; i < ld_R; i++)
+            KT[j * ld_R + i] = 0;
+}
+
+/* k = exp(x + f 1^T + 1 g^T), 0 below floor (and its transpose when k has one) */
 VECTOR_CLONES static void FN(kernel)(const REAL *x, const REAL *f, const REAL *g, int64_t R,
-                                     int64_t M, REAL floor, REAL *K)
+                                     int64_t M, REAL floor, const FN(Kernel) *k)
 {
     for (int64_t i = 0; i < R; i++) {
         const REAL *xi = x + i * M;
-        REAL *Ki = K + i * M;
+        REAL *Ki = k->K + i * k->ld_M;
         for (int64_t j = 0; j < M; j++)
             Ki[j] = FN(exp)(xi[j] + f[i] + g[j], floor);
+        for (int64_t j = M; j < k->ld_M; j++)
+            Ki[j] = 0;
     }
+    if (!k->KT)
+        return;
+    FN(transpose)(k->K, R, M, k->ld_M, k->ld_R, k->KT);
 }
 
-/* One scaling iteration: u = 1 / K(b v), then v = 1 / K^T(a u); bv is scratch (M). */
-VECTOR_CLONES static void FN(scaling_step)(const REAL *K, const FN(Masses) *m, int64_t R,
+/* One scaling iteration: u = 1 / K(b v), then v = 1 / K^T(a u); u and v have room for
+   padded(R) and padded(M) values, bv and au are scratch (M, R). */
+VECTOR_CLONES static void FN(scaling_step)(const FN(Kernel) *k, const FN(Masses) *m, int64_t R,
                                            int64_t M, REAL *restrict u, REAL *restrict v,
-                                           REAL *restrict bv)
+                                           REAL *restrict bv, REAL *restrict au)
 {
     for (int64_t j = 0; j < M; j++) {
         bv[j] = v[j] * m->b[j];
         v[j] = 0;
     }
-    for (int64_t i = 0; i < R; i += ROWS) {
-        REAL *rows[ROWS], au[ROWS] = {0}, s[ROWS];
-        int64_t n = FN(block)((REAL *)K, R, M, i, rows);
-        FN(dots)(rows, bv, M, s);
-        for (int64_t k = 0; k < n; k++) {
-            u[i + k] = (REAL)1 / s[k];
-            au[k] = u[i + k] * m->a[i + k];
+    if (k->KT) {
+        FN(combine)(k->KT, M, k->ld_R, bv, u);
+        for (int64_t i = 0; i < R; i++) {
+            u[i] = (REAL)1 / u[i];
+            au[i] = u[i] * m->a[i];
         }
-        FN(add_rows)(rows, au, M, v);
+        FN(combine)(k->K, R, k->ld_M, au, v);
+        for (int64_t j = 0; j < M; j++)
+            v[j] = (REAL)1 / v[j];
+        return;
+    }
+    for (int64_t i = 0; i < R; i += ROWS) {
+        REAL *rows[ROWS], weight[ROWS] = {0}, s[ROWS];
+        int64_t n = FN(block)(k->K, R, k->ld_M, i, rows);
+        FN(dots)(rows, bv, M, s);
+        for (int64_t q = 0; q < n; q++) {
+            u[i + q] = (REAL)1 / s[q];
+            weight[q] = u[i + q] * m->a[i + q];
+        }
+        FN(add_rows)(rows, weight, M, v);
     }
     for (int64_t j = 0; j < M; j++)
         v[j] = (REAL)1 / v[j];
@@ -175,8 +270,29 @@ typedef struct {
 
 typedef struct {
     int64_t R, M, n_rows, n_iter, max_chunks;
-    REAL limit, floor; /* floor: FLOOR of _exp; the kernel's is floor + limit */
+    REAL limit, floor;       /* floor: FLOOR of _exp; the kernel's is floor + limit */
+    int64_t transposed_up_to; /* bytes: K and K^T both kept when they fit */
 } FN(Shape);
+
+/* Whether an item's kernel is kept transposed too */
+static int FN(transposed)(const FN(Shape) *s)
+{
+    return (s->R * FN(padded)(s->M) + s->M * FN(padded)(s->R)) * (int64_t)sizeof(REAL) <=
+           s->transposed_up_to;
+}
+
+/* Scratch for a kernel (and its transpose) */
+static int64_t FN(kernel_size)(const FN(Shape) *s)
+{
+    return s->R * FN(padded)(s->M) + (FN(transposed)(s) ? s->M * FN(padded)(s->R) : 0);
+}
+
+/* The kernel laid out in scratch (of kernel_size) */
+static FN(Kernel) FN(kernel_in)(const FN(Shape) *s, REAL *scratch)
+{
+    int64_t ld_M = FN(padded)(s->M), ld_R = FN(padded)(s->R);
+    return (FN(Kernel)){scratch, FN(transposed)(s) ? scratch + s->R * ld_M : NULL, ld_M, ld_R};
+}
 
 /* The first base: f = minus the row maxima, g0 = minus the column maxima of x + f (0 for a
    column without a finite one), so that every row and column of its kernel peaks at 1. */
@@ -199,7 +315,7 @@ VECTOR_CLONES static void FN(balanced_base)(const REAL *x, const REAL *row_max, 
 /* log P and/or P (when not NULL) of an item's last iterate, and its largest row error over the
    first n_rows rows; row is scratch (M). */
 VECTOR_CLONES static REAL FN(finish)(const FN(Shape) *s, const REAL *x, const FN(Masses) *m, const REAL *f,
-                       const REAL *g, const REAL *K, const REAL *u, const REAL *v,
+                       const REAL *g, const FN(Kernel) *k, const REAL *u, const REAL *v,
                        int last_scaling, REAL *log_plan, REAL *plan, REAL *row)
 {
     const int64_t M = s->M;
@@ -212,7 +328,7 @@ VECTOR_CLONES static REAL FN(finish)(const FN(Shape) *s, const REAL *x, const FN
                 log_plan[i * M + j] = xi[j] + fa + (g[j] + m->log_b[j]);
         if (last_scaling)
             for (int64_t j = 0; j < M; j++)
-                p[j] = K[i * M + j] * au * (v[j] * m->b[j]);
+                p[j] = k->K[i * k->ld_M + j] * au * (v[j] * m->b[j]);
         else
             for (int64_t j = 0; j < M; j++)
                 p[j] = FN(exp)(xi[j] + fa + (g[j] + m->log_b[j]), s->floor);
@@ -223,15 +339,24 @@ VECTOR_CLONES static REAL FN(finish)(const FN(Shape) *s, const REAL *x, const FN
     return worst;
 }
 
-/* One item's forward; scratch: R*M + 5R + 6M + max(R, M). */
+/* The scratch of one item's forward */
+static int64_t FN(forward_scratch)(const FN(Shape) *s)
+{
+    const int64_t R = s->R, M = s->M;
+    return FN(kernel_size)(s) + 6 * R + 6 * M + FN(padded)(R) + FN(padded)(M) + (R > M ? R : M);
+}
+
+/* One item's forward; scratch: forward_scratch. */
 static int FN(forward_item)(const FN(Shape) *s, const REAL *x, const REAL *a, const REAL *b,
                             const REAL *row_max, REAL *log_plan, REAL *plan, REAL *error,
                             FN(Record) rec, REAL *scratch)
 {
     const int64_t R = s->R, M = s->M;
-    REAL *K = scratch, *f = K + R * M, *g = f + R, *f0 = g + M, *g0 = f0 + R, *u = g0 + M;
-    REAL *v = u + R, *start = v + M, *t = start + M;
-    const FN(Masses) m = FN(masses)(a, b, R, M, t + (R > M ? R : M));
+    const FN(Kernel) K = FN(kernel_in)(s, scratch);
+    REAL *f = scratch + FN(kernel_size)(s), *g = f + R, *f0 = g + M, *g0 = f0 + R, *u = g0 + M;
+    REAL *v = u + FN(padded)(R), *start = v + FN(padded)(M), *t = start + M;
+    REAL *au = t + (R > M ? R : M);
+    const FN(Masses) m = FN(masses)(a, b, R, M, au + R);
     const REAL k_floor = s->floor + s->limit;
     int have_base = 1, retry = 1, last_scaling = 0;
     int32_t base = 0, c = 0;
@@ -239,7 +364,7 @@ static int FN(forward_item)(const FN(Shape) *s, const REAL *x, const REAL *a, co
     FN(balanced_base)(x, row_max, R, M, f0, g0);
     memcpy(f, f0, R * sizeof(REAL));
     memset(g, 0, M * sizeof(REAL)); /* the iterations start from g = 0 whatever the base */
-    FN(kernel)(x, f0, g0, R, M, k_floor, K);
+    FN(kernel)(x, f0, g0, R, M, k_floor, &K);
     if (rec.rows) {
         memcpy(rec.base_f, f0, R * sizeof(REAL));
         memcpy(rec.base_g, g0, M * sizeof(REAL));
@@ -251,7 +376,7 @@ static int FN(forward_item)(const FN(Shape) *s, const REAL *x, const REAL *a, co
         if (!have_base) { /* absorb the potentials into a fresh kernel */
             memcpy(f0, f, R * sizeof(REAL));
             memcpy(g0, g, M * sizeof(REAL));
-            FN(kernel)(x, f0, g0, R, M, k_floor, K);
+            FN(kernel)(x, f0, g0, R, M, k_floor, &K);
             have_base = 1;
             if (rec.rows) {
                 base++;
@@ -262,7 +387,7 @@ static int FN(forward_item)(const FN(Shape) *s, const REAL *x, const REAL *a, co
         for (int64_t j = 0; j < M; j++)
             v[j] = start[j] = FN(exp)(g[j] - g0[j], s->floor);
         for (int64_t k = 0; k < steps; k++) {
-            FN(scaling_step)(K, &m, R, M, u, v, t);
+            FN(scaling_step)(&K, &m, R, M, u, v, t, au);
             if (rec.rows) {
                 memcpy(rec.rows + (done + k) * R, u, R * sizeof(REAL));
                 memcpy(rec.cols + (done + k) * M, v, M * sizeof(REAL));
@@ -310,22 +435,23 @@ static int FN(forward_item)(const FN(Shape) *s, const REAL *x, const REAL *a, co
     }
     if (rec.rows)
         *rec.n_chunks = c;
-    *error = FN(finish)(s, x, &m, f, g, K, u, v, last_scaling, log_plan, plan, t);
+    *error = FN(finish)(s, x, &m, f, g, &K, u, v, last_scaling, log_plan, plan, t);
     return 0;
 }
 
 int FN(sinkhorn_forward)(int64_t B, int64_t R, int64_t M, int64_t n_rows, int64_t n_iter,
-                         int threads, REAL limit, REAL floor, const REAL *x, const REAL *a,
+                         int threads, REAL limit, REAL floor, int64_t transposed_up_to,
+                         const REAL *x, const REAL *a,
                          const REAL *b, const REAL *row_max, REAL *log_plan, REAL *plan,
                          REAL *error, REAL *rows, REAL *cols, int32_t *chunks, int32_t *n_chunks,
                          REAL *starts, REAL *base_f, REAL *base_g, int64_t max_chunks)
 {
-    FN(Shape) s = {R, M, n_rows, n_iter, max_chunks, limit, floor};
+    FN(Shape) s = {R, M, n_rows, n_iter, max_chunks, limit, floor, transposed_up_to};
     int status = 0;
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        REAL *scratch = malloc((R * M + 5 * R + 6 * M + (R > M ? R : M)) * sizeof(REAL));
+        REAL *scratch = malloc(FN(forward_scratch)(&s) * sizeof(REAL));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
             FN(Record) rec = {0};
@@ -354,12 +480,15 @@ int FN(sinkhorn_forward)(int64_t B, int64_t R, int64_t M, int64_t n_rows, int64_
 /* The reverse of one scaling chunk (iterations first .. last, base kernel K): updates df (when
    has_df) and dg as _sinkhorn_solver._scaling_chunk_reverse does. Each step owes dx two terms
    -K * (l r^T): their vectors are written to left (R each) and right (M each), to be added by
-   low_rank_update once per base (as _LowRank does); returns how many were written. */
-VECTOR_CLONES static int64_t FN(scaling_reverse)(const REAL *K, const FN(Masses) *m, int64_t R,
-                                              int64_t M, const REAL *rows, const REAL *cols,
-                                              const REAL *start, int64_t first, int64_t last,
-                                              const REAL *df, int has_df, REAL *restrict dg,
-                                              REAL *restrict left, REAL *restrict right)
+   low_rank_update once per base (as _LowRank does); returns how many were written. dg has room
+   for padded(M) values; step is scratch (padded(R)). */
+VECTOR_CLONES static int64_t FN(scaling_reverse)(const FN(Kernel) *K, const FN(Masses) *m,
+                                                 int64_t R, int64_t M, const REAL *rows,
+                                                 const REAL *cols, const REAL *start,
+                                                 int64_t first, int64_t last, const REAL *df,
+                                                 int has_df, REAL *restrict dg,
+                                                 REAL *restrict left, REAL *restrict right,
+                                                 REAL *restrict step)
 {
     int64_t terms = 0;
     for (int64_t k = last; k >= first; k--, terms += 2) {
@@ -371,13 +500,21 @@ VECTOR_CLONES static int64_t FN(scaling_reverse)(const REAL *K, const FN(Masses)
             bv[j] = v_before[j] * m->b[j];
             dg[j] = 0;
         }
-        for (int64_t i = 0; i < R; i += ROWS) {
-            REAL *Kr[ROWS], step[ROWS], zs[ROWS] = {0};
-            int64_t n = FN(block)((REAL *)K, R, M, i, Kr);
-            FN(dots)(Kr, w, M, step);
+        if (K->KT) { /* the row step (f = -LSE_cols(x + log b + g)) as below, by sums of rows */
+            FN(combine)(K->KT, M, K->ld_R, w, step);
+            for (int64_t i = 0; i < R; i++) {
+                au[i] = u[i] * m->a[i];
+                z[i] = u[i] * ((has_df ? df[i] : 0) - au[i] * step[i]);
+            }
+            FN(combine)(K->K, R, K->ld_M, z, dg);
+        }
+        for (int64_t i = 0; i < R && !K->KT; i += ROWS) {
+            REAL *Kr[ROWS], dots[ROWS], zs[ROWS] = {0};
+            int64_t n = FN(block)(K->K, R, K->ld_M, i, Kr);
+            FN(dots)(Kr, w, M, dots);
             for (int64_t q = 0; q < n; q++) { /* row step: f = -LSE_cols(x + log b + g) */
                 au[i + q] = u[i + q] * m->a[i + q];
-                z[i + q] = zs[q] = u[i + q] * ((has_df ? df[i + q] : 0) - au[i + q] * step[q]);
+                z[i + q] = zs[q] = u[i + q] * ((has_df ? df[i + q] : 0) - au[i + q] * dots[q]);
             }
             FN(add_rows)(Kr, zs, M, dg);
         }
@@ -393,12 +530,14 @@ VECTOR_CLONES static int64_t FN(scaling_reverse)(const REAL *K, const FN(Masses)
    terms, so each value of right is loaded once per ROWS rows; the rest row by row. Either way a
    sum runs over the terms in order. */
 #define TILE 16
-VECTOR_CLONES static void FN(low_rank_update)(const REAL *K, const REAL *left, const REAL *right,
-                                              int64_t terms, int64_t R, int64_t M, REAL *dx,
-                                              REAL *restrict acc)
+VECTOR_CLONES static void FN(low_rank_update)(const FN(Kernel) *kernel, const REAL *left,
+                                              const REAL *right, int64_t terms, int64_t R,
+                                              int64_t M, REAL *dx, REAL *restrict acc)
 {
     if (terms == 0)
         return;
+    const REAL *K = kernel->K;
+    const int64_t ld = kernel->ld_M;
     const int64_t R4 = R - R % ROWS, M16 = M - M % TILE;
     for (int64_t i = 0; i < R4; i += ROWS) {
         for (int64_t j0 = 0; j0 < M16; j0 += TILE) {
@@ -415,13 +554,13 @@ VECTOR_CLONES static void FN(low_rank_update)(const REAL *K, const REAL *left, c
                 }
             }
             REAL *d = dx + i * M + j0;
-            const REAL *k = K + i * M + j0;
+            const REAL *k = K + i * ld + j0;
 #pragma omp simd
             for (int jj = 0; jj < TILE; jj++) {
                 d[jj] -= k[jj] * c0[jj];
-                d[M + jj] -= k[M + jj] * c1[jj];
-                d[2 * M + jj] -= k[2 * M + jj] * c2[jj];
-                d[3 * M + jj] -= k[3 * M + jj] * c3[jj];
+                d[M + jj] -= k[ld + jj] * c1[jj];
+                d[2 * M + jj] -= k[2 * ld + jj] * c2[jj];
+                d[3 * M + jj] -= k[3 * ld + jj] * c3[jj];
             }
         }
         for (int64_t q = i; q < i + ROWS && M16 < M; q++) /* the columns past the last tile */
@@ -429,7 +568,7 @@ VECTOR_CLONES static void FN(low_rank_update)(const REAL *K, const REAL *left, c
                 REAL sum = 0;
                 for (int64_t t = 0; t < terms; t++)
                     sum += left[t * R + q] * right[t * M + j];
-                dx[q * M + j] -= K[q * M + j] * sum;
+                dx[q * M + j] -= K[q * ld + j] * sum;
             }
     }
     for (int64_t i = R4; i < R; i++) {
@@ -441,7 +580,7 @@ VECTOR_CLONES static void FN(low_rank_update)(const REAL *K, const REAL *left, c
                 acc[j] += l * r[j];
         }
         for (int64_t j = 0; j < M; j++)
-            dx[i * M + j] -= K[i * M + j] * acc[j];
+            dx[i * M + j] -= K[i * ld + j] * acc[j];
     }
 }
 
@@ -478,15 +617,24 @@ VECTOR_CLONES static void FN(log_reverse)(const REAL *x, const FN(Masses) *m, in
     }
 }
 
+/* The scratch of one item's reverse pass */
+static int64_t FN(reverse_scratch)(const FN(Shape) *s)
+{
+    const int64_t R = s->R, M = s->M;
+    return FN(kernel_size)(s) + FN(padded)(R) + FN(padded)(M) + (3 + 2 * s->n_iter) * R +
+           (3 + 2 * s->n_iter) * M;
+}
+
 /* One item's reverse pass: dx holds dL/dlog P and becomes dL/dx. The scaling chunks' terms are
    added to dx once per base kernel (one pass over dx and K for all of them, not one per chunk).
-   Scratch: R*M + (3 + 2 n_iter) R + (4 + 2 n_iter) M. */
+   Scratch: reverse_scratch. */
 static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, const REAL *b,
                              FN(Record) rec, REAL *dx, REAL *scratch)
 {
     const int64_t R = s->R, M = s->M;
-    REAL *K = scratch, *df = K + R * M, *dg = df + R, *acc = dg + M, *left = acc + M;
-    REAL *right = left + 2 * s->n_iter * R;
+    const FN(Kernel) K = FN(kernel_in)(s, scratch);
+    REAL *df = scratch + FN(kernel_size)(s), *dg = df + R, *step = dg + FN(padded)(M);
+    REAL *acc = step + FN(padded)(R), *left = acc + M, *right = left + 2 * s->n_iter * R;
     const FN(Masses) m = FN(masses)(a, b, R, M, right + 2 * s->n_iter * M);
     int32_t kernel_of = -1;
     int64_t owed = 0; /* terms in left and right not yet added to dx (base kernel_of) */
@@ -504,14 +652,14 @@ static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, c
         const REAL *start = rec.starts + c * M;
         if (steps > 0) {
             if (base != kernel_of) {
-                FN(low_rank_update)(K, left, right, owed, R, M, dx, acc);
+                FN(low_rank_update)(&K, left, right, owed, R, M, dx, acc);
                 owed = 0;
                 FN(kernel)(x, rec.base_f + base * R, rec.base_g + base * M, R, M,
-                           s->floor + s->limit, K);
+                           s->floor + s->limit, &K);
                 kernel_of = base;
             }
-            owed += FN(scaling_reverse)(K, &m, R, M, rec.rows, rec.cols, start, first, end - 1,
-                                        df, has_df, dg, left + owed * R, right + owed * M);
+            owed += FN(scaling_reverse)(&K, &m, R, M, rec.rows, rec.cols, start, first, end - 1,
+                                        df, has_df, dg, left + owed * R, right + owed * M, step);
         } else {
             FN(log_reverse)(x, &m, R, M, s->floor, rec.rows, rec.cols, start, first, end - 1, dx,
                             df, has_df, dg, acc);
@@ -519,22 +667,22 @@ static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, c
         has_df = 0;
         end = first;
     }
-    FN(low_rank_update)(K, left, right, owed, R, M, dx, acc);
+    FN(low_rank_update)(&K, left, right, owed, R, M, dx, acc);
 }
 
 int FN(sinkhorn_reverse)(int64_t B, int64_t R, int64_t M, int64_t n_iter, int threads, REAL limit,
-                         REAL floor, const REAL *x, const REAL *a, const REAL *b,
+                         REAL floor, int64_t transposed_up_to, const REAL *x, const REAL *a,
+                         const REAL *b,
                          const REAL *rows, const REAL *cols, const int32_t *chunks,
                          const int32_t *n_chunks, const REAL *starts, const REAL *base_f,
                          const REAL *base_g, int64_t max_chunks, REAL *dx)
 {
-    FN(Shape) s = {R, M, R, n_iter, max_chunks, limit, floor};
+    FN(Shape) s = {R, M, R, n_iter, max_chunks, limit, floor, transposed_up_to};
     int status = 0;
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        REAL *scratch = malloc((R * M + (3 + 2 * n_iter) * R + (4 + 2 * n_iter) * M) *
-                                sizeof(REAL));
+        REAL *scratch = malloc(FN(reverse_scratch)(&s) * sizeof(REAL));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
             FN(Record) rec = {(REAL *)rows + n * n_iter * R, (REAL *)cols + n * n_iter * M,
