@@ -95,7 +95,27 @@ def test_digit_cnn_reads_every_digit_with_the_same_weights():
     torch.testing.assert_close(net(x), net.combine(features))
 
 
+def test_skip_passes_the_digit_features_to_the_head():
+    net = DigitCNN(digits=3, skip=True)
+    x = torch.randn(4, 28, 84, generator=torch.Generator().manual_seed(0))
+    crops = x.reshape(4, 28, 3, 28).permute(0, 2, 1, 3).reshape(12, 1, 28, 28)
+    features = net.digit(crops).reshape(4, -1)
+    assert net.out_features == net.hidden + 3 * net.features
+    torch.testing.assert_close(net(x), torch.cat([net.combine(features), features], -1))
+    # a score linear in the digit features alone: the head reads the digits without the combiner
+    ranker = RankingNet("sinkhorn", digits=3, skip=True)
+    assert ranker.out.in_features == ranker.cnn.out_features
+    with torch.no_grad():
+        ranker.out.weight[:, : net.hidden] = 0
+    sets = torch.randn(2, 5, 28, 84, generator=torch.Generator().manual_seed(1))
+    digit_part = ranker.out.weight[0, net.hidden :]
+    direct = ranker.cnn(sets)[..., net.hidden :] @ digit_part + ranker.out.bias
+    torch.testing.assert_close(ranker.scores(sets), direct)
+
+
 def test_bad_shapes_and_options_are_clear_errors():
+    with pytest.raises(ValueError, match="skip is an option of the digit CNN"):
+        RankingNet("sinkhorn", cnn="protocol", skip=True)
     with pytest.raises(ValueError, match=r"pictures of 4 digits \(\.\.\., 28, 112\)"):
         DigitCNN(4)(torch.zeros(2, 28, 56))
     with pytest.raises(ValueError, match="28, 56"):

@@ -59,6 +59,11 @@ class RankingConfig(Config):
     )
     width: int = option(8, "digit CNN: channels of its first layer")
     hidden: int = option(64, "hidden units of the CNN's last layer")
+    skip: bool = option(
+        False,
+        "digit CNN: the item's features also hold its digits' features, a linear path from the "
+        "digits to the score",
+    )
     loss_kind: str = option(
         "permutation",
         "permutation: cross-entropy with the true permutation; reconstruction: squared error of "

@@ -88,12 +88,23 @@ class DigitCNN(nn.Module):
     >>> net(torch.zeros(2, 5, 28, 112)).shape
     torch.Size([2, 5, 64])
 
-    Shapes: ``(..., 28, 28·digits)`` pictures in, ``(..., hidden)`` out. Digit network:
+    Shapes: ``(..., 28, 28·digits)`` pictures in, ``(..., out_features)`` out. Digit network:
     Conv(1, width, 5) -> ReLU -> MaxPool(2) -> Conv(width, 2 width, 5) -> ReLU -> MaxPool(2)
     -> Linear(98 width, features) -> ReLU; combiner: Linear(digits · features, hidden) -> ReLU.
+    With ``skip``, the digit features follow the combiner's (``out_features`` = hidden +
+    digits · features): a head's linear layer then has a direct path from each digit, so a
+    score can weigh the places by orders of magnitude without the combiner's units having to.
     """
 
-    def __init__(self, digits: int = 4, *, width: int = 8, features: int = 32, hidden: int = 64):
+    def __init__(
+        self,
+        digits: int = 4,
+        *,
+        width: int = 8,
+        features: int = 32,
+        hidden: int = 64,
+        skip: bool = False,
+    ):
         super().__init__()
         self.digits = _checks.count(digits, "digits (per number)")
         width = _checks.count(width, "width")
@@ -111,13 +122,17 @@ class DigitCNN(nn.Module):
             nn.ReLU(),
         )
         self.combine = nn.Sequential(nn.Linear(self.digits * self.features, self.hidden), nn.ReLU())
+        self.skip = bool(skip)
+        self.out_features = self.hidden + (self.digits * self.features if self.skip else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_pictures(x, self.digits)
         lead = x.shape[:-2]
         digits = x.reshape(-1, DIGIT, self.digits, DIGIT).transpose(1, 2)
         f = self.digit(digits.reshape(-1, 1, DIGIT, DIGIT))  # (items · digits, features)
-        return self.combine(f.reshape(-1, self.digits * self.features)).reshape(*lead, -1)
+        f = f.reshape(-1, self.digits * self.features)
+        out = torch.cat([self.combine(f), f], -1) if self.skip else self.combine(f)
+        return out.reshape(*lead, -1)
 
 
 class ProtocolCNN(nn.Module):
@@ -133,7 +148,7 @@ class ProtocolCNN(nn.Module):
     def __init__(self, digits: int = 4, *, hidden: int = 64):
         super().__init__()
         self.digits = _checks.count(digits, "digits (per number)")
-        self.hidden = _checks.count(hidden, "hidden")
+        self.hidden = self.out_features = _checks.count(hidden, "hidden")
         self.net = nn.Sequential(
             nn.Conv2d(1, 32, 5, padding=2),
             nn.ReLU(),
@@ -168,7 +183,7 @@ class RankingNet(nn.Module):
     (a linear layer maps each item's features to its row of ``n`` rank scores: only sets of
     that ``n``) or "neuralsort" (:func:`neuralsort` at temperature ``tau``, log-probabilities,
     transposed to rows = items, ranks smallest first; any n). ``cnn``: "digit"
-    (:class:`DigitCNN`, ``width``) or "protocol" (:class:`ProtocolCNN`).
+    (:class:`DigitCNN`, ``width``, ``skip``) or "protocol" (:class:`ProtocolCNN`).
 
     Shapes: ``(..., n, 28, 28·digits)`` in, ``(..., n, n)`` out: row i item i, column j rank j.
     """
@@ -182,6 +197,7 @@ class RankingNet(nn.Module):
         cnn: str = "digit",
         width: int = 8,
         hidden: int = 64,
+        skip: bool = False,
         tau: float = 1.0,
     ):
         super().__init__()
@@ -189,7 +205,9 @@ class RankingNet(nn.Module):
             raise InvalidValueError(f"head must be one of {HEADS}, got {head!r}")
         self.head = head
         if cnn == "digit":
-            self.cnn = DigitCNN(digits, width=width, hidden=hidden)
+            self.cnn = DigitCNN(digits, width=width, hidden=hidden, skip=skip)
+        elif cnn == "protocol" and skip:
+            raise InvalidValueError("skip is an option of the digit CNN, not of the protocol's")
         elif cnn == "protocol":
             self.cnn = ProtocolCNN(digits, hidden=hidden)
         else:
@@ -199,10 +217,10 @@ class RankingNet(nn.Module):
             if n is None:
                 raise InvalidValueError("the classic head scores a fixed number of ranks: give n")
             self.n = _checks.count(n, "n (items per set)", minimum=2)
-            self.out = nn.Linear(hidden, self.n)
+            self.out = nn.Linear(self.cnn.out_features, self.n)
         else:
             self.n = None
-            self.out = nn.Linear(hidden, 1)
+            self.out = nn.Linear(self.cnn.out_features, 1)
             if head == "sinkhorn":
                 self.log_scale = nn.Parameter(torch.zeros(()))
 

@@ -98,6 +98,7 @@ class RankingTask(Task):
             cnn=cfg.cnn,
             width=cfg.width,
             hidden=cfg.hidden,
+            skip=cfg.skip,
             tau=cfg.sampling.tau,
         )
 
