@@ -34,6 +34,9 @@ MODELS = {  # weights name -> the options that differ
     "rank-classic-7": ["--head", "classic", "--n", 7],
     "rank-classic-9": ["--head", "classic", "--n", 9],
     "rank-classic-15": ["--head", "classic", "--n", 15],
+    # the digit CNN with a linear path from the digits to the score (--skip)
+    "rank-sinkhorn-skip": ["--head", "sinkhorn", "--skip"],
+    "rank-neuralsort-skip": ["--head", "neuralsort", "--skip"],
 }
 SIZES = (3, 5, 7, 9, 15, 32)
 PUBLISHED = {  # NeuralSort's Table 1 (Grover et al. 2019): exact match (element-wise)
