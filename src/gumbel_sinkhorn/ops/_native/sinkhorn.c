@@ -75,7 +75,7 @@ static const double inverse_factorial[] = {
 /* Per precision: the type, names, log, and the exp's integer type, exponent layout, last finite
    argument it computes (a bound below the true overflow, which the kernels' exponents, near or
    below 0, never approach), ln 2 in two parts and Taylor degree (within 2 ulp of the C
-   library's exp). Double first: both precisions' implicit gradients use its helpers. */
+   library's exp). */
 #define REAL double
 #define FN(name) name##_f64
 #define LOG log

@@ -704,30 +704,33 @@ int FN(sinkhorn_reverse)(int64_t B, int64_t R, int64_t M, int64_t n_iter, int th
 }
 
 
-/* The implicit gradient works in double for both precisions (as _sinkhorn_implicit does), with
-   the double helpers (sinkhorn.c includes the double precision first). */
+/* The implicit gradient works in double for both precisions (as _sinkhorn_implicit does): P is
+   read in its own precision and each value widened where it is used, so a float32 plan is not
+   copied (half the bytes to stream in each conjugate-gradient step). */
 
-/* out = S y for the Schur complement S = diag(diagonal) - P^T diag(1/rows) P */
-VECTOR_CLONES static void FN(schur_apply)(const double *P, const double *rows,
+/* out = S y for the Schur complement S = diag(diagonal) - P^T diag(1/rows) P, a row at a time */
+VECTOR_CLONES static void FN(schur_apply)(const REAL *P, const double *rows,
                                           const double *diagonal, int64_t R, int64_t M,
-                                          const double *y, double *out)
+                                          const double *y, double *restrict out)
 {
     for (int64_t j = 0; j < M; j++)
         out[j] = diagonal[j] * y[j];
-    for (int64_t i = 0; i < R; i += ROWS) {
-        double *Pr[ROWS], s[ROWS], weight[ROWS] = {0};
-        int64_t n = block_f64((double *)P, R, M, i, Pr);
-        dots_f64(Pr, y, M, s);
-        for (int64_t k = 0; k < n; k++)
-            weight[k] = -s[k] / rows[i + k];
-        add_rows_f64(Pr, weight, M, out);
+    for (int64_t i = 0; i < R; i++) {
+        const REAL *p = P + i * M;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < M; j++)
+            s += (double)p[j] * y[j];
+        const double weight = -s / rows[i];
+        for (int64_t j = 0; j < M; j++)
+            out[j] += weight * (double)p[j];
     }
 }
 
 /* Jacobi-preconditioned conjugate gradient on S beta = rhs, as
    _sinkhorn_implicit._conjugate_gradient does for one item (stops once the residual is below tol
    of the right-hand side's); work: 4M. */
-VECTOR_CLONES static void FN(conjugate_gradient)(const double *P, const double *rows,
+VECTOR_CLONES static void FN(conjugate_gradient)(const REAL *P, const double *rows,
                                                  const double *diagonal, int64_t R, int64_t M,
                                                  const double *rhs, double *y, double damping,
                                                  double tol, double *work)
@@ -737,7 +740,7 @@ VECTOR_CLONES static void FN(conjugate_gradient)(const double *P, const double *
     memcpy(inverse, diagonal, M * sizeof(double)); /* S's own diagonal first */
     for (int64_t i = 0; i < R; i++)
         for (int64_t j = 0; j < M; j++)
-            inverse[j] -= P[i * M + j] * P[i * M + j] / rows[i];
+            inverse[j] -= (double)P[i * M + j] * P[i * M + j] / rows[i];
     for (int64_t j = 0; j < M; j++) {
         inverse[j] = 1 / (inverse[j] > damping ? inverse[j] : damping);
         y[j] = 0;
@@ -768,18 +771,17 @@ VECTOR_CLONES static void FN(conjugate_gradient)(const double *P, const double *
 }
 
 /* S = diag(diagonal) - P^T diag(1/rows) P, dense (M x M) */
-VECTOR_CLONES static void FN(schur_dense)(const double *P, const double *rows,
-                                          const double *diagonal, int64_t R, int64_t M, double *S)
+VECTOR_CLONES static void FN(schur_dense)(const REAL *P, const double *rows,
+                                          const double *diagonal, int64_t R, int64_t M,
+                                          double *restrict S)
 {
     memset(S, 0, M * M * sizeof(double));
-    for (int64_t i = 0; i < R; i += ROWS) {
-        double *Pr[ROWS];
-        int64_t n = block_f64((double *)P, R, M, i, Pr);
+    for (int64_t i = 0; i < R; i++) {
+        const REAL *p = P + i * M;
         for (int64_t j = 0; j < M; j++) {
-            double weight[ROWS] = {0};
-            for (int64_t k = 0; k < n; k++)
-                weight[k] = -Pr[k][j] / rows[i + k];
-            add_rows_f64(Pr, weight, M, S + j * M);
+            const double weight = -(double)p[j] / rows[i];
+            for (int64_t k = 0; k < M; k++)
+                S[j * M + k] += weight * (double)p[k];
         }
     }
     for (int64_t j = 0; j < M; j++)
@@ -787,19 +789,12 @@ VECTOR_CLONES static void FN(schur_dense)(const double *P, const double *rows,
 }
 
 /* One item's implicit gradient (_sinkhorn_implicit.implicit_grad): H becomes dL/dx. Scratch
-   (double): 2R + 8M, M*M when dense, R*M for float P. */
-static void FN(implicit_item)(const REAL *plan, REAL *H, int64_t R, int64_t M, int dense,
+   (double): 2R + 8M, M*M when dense. */
+static void FN(implicit_item)(const REAL *P, REAL *H, int64_t R, int64_t M, int dense,
                               double damping, double tol, double *scratch)
 {
     double *rows = scratch, *h_rows = rows + R, *cols = h_rows + R, *rhs = cols + M;
     double *diagonal = rhs + M, *beta = diagonal + M, *work = beta + M, *S = work + 4 * M;
-    const double *P = (const double *)plan;
-    if (sizeof(REAL) != sizeof(double)) {
-        double *copy = S + (dense ? M * M : 0);
-        for (int64_t k = 0; k < R * M; k++)
-            copy[k] = plan[k];
-        P = copy;
-    }
     for (int64_t j = 0; j < M; j++)
         cols[j] = rhs[j] = 0;
     for (int64_t i = 0; i < R; i++) {
@@ -842,8 +837,7 @@ int FN(sinkhorn_implicit)(int64_t B, int64_t R, int64_t M, int threads, int64_t 
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        int64_t copy = sizeof(REAL) == sizeof(double) ? 0 : R * M;
-        double *scratch = malloc((2 * R + 8 * M + (dense ? M * M : 0) + copy) * sizeof(double));
+        double *scratch = malloc((2 * R + 8 * M + (dense ? M * M : 0)) * sizeof(double));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
             if (scratch == NULL) {
