@@ -128,6 +128,18 @@ def test_both_kernel_layouts(monkeypatch, native_calls, solutions, budget, shape
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_kernels_add_their_terms_in_several_passes(monkeypatch, native_calls, dtype):
+    # (400, 400) at 60 iterations: 120 rank-one terms of 800 values, more than the 256 KiB the
+    # reverse pass lets them take, so they are added to dx in passes; K alone (no transpose)
+    x, weights = randn(1, 400, 400, seed=14, dtype=dtype), randn(1, 400, 400, seed=15, dtype=dtype)
+    _, grad = run(monkeypatch, True, x, weights, n_iter=60, log=False)
+    _, expected = run(monkeypatch, False, x, weights, n_iter=60, log=False)
+    assert native_calls["reverse"] == 1
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(grad, expected, atol=tol * expected.abs().max().item(), rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_conjugate_gradient_of_large_matrices(monkeypatch, native_calls, dtype):
     x, weights = randn(2, 70, 70, seed=8, dtype=dtype), randn(2, 70, 70, seed=9, dtype=dtype)
     options = dict(n_iter=30, backward="implicit", log=False)

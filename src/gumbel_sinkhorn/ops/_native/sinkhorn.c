@@ -18,6 +18,8 @@
 #define ROWS 4 /* rows per block in the loops over a matrix */
 #define VECTOR_BYTES 64 /* the kernel's rows are padded to whole vectors of this size */
 #define MOST_VECTORS 8  /* vectors of sums that combine keeps in registers */
+#define OWED_BYTES (256 << 10) /* the reverse pass adds its rank-one terms to dx before they
+                                   take more: with the kernel they stay in a core's L2 cache */
 
 int sinkhorn_abi(void) { return NATIVE_ABI; }
 

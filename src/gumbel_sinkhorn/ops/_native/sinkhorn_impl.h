@@ -626,7 +626,8 @@ static int64_t FN(reverse_scratch)(const FN(Shape) *s)
 }
 
 /* One item's reverse pass: dx holds dL/dlog P and becomes dL/dx. The scaling chunks' terms are
-   added to dx once per base kernel (one pass over dx and K for all of them, not one per chunk).
+   added to dx once per base kernel (one pass over dx and K for all of them, not one per chunk),
+   or sooner when they would take more than OWED_BYTES.
    Scratch: reverse_scratch. */
 static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, const REAL *b,
                              FN(Record) rec, REAL *dx, REAL *scratch)
@@ -657,6 +658,10 @@ static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, c
                 FN(kernel)(x, rec.base_f + base * R, rec.base_g + base * M, R, M,
                            s->floor + s->limit, &K);
                 kernel_of = base;
+            }
+            if ((owed + 2 * (end - first)) * (R + M) * (int64_t)sizeof(REAL) > OWED_BYTES) {
+                FN(low_rank_update)(&K, left, right, owed, R, M, dx, acc);
+                owed = 0;
             }
             owed += FN(scaling_reverse)(&K, &m, R, M, rec.rows, rec.cols, start, first, end - 1,
                                         df, has_df, dg, left + owed * R, right + owed * M, step);
