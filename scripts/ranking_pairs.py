@@ -18,6 +18,7 @@ import torch
 
 from gumbel_sinkhorn.data.multidigit import compose, load_split, sample_sets
 from gumbel_sinkhorn.pretrained import load_model
+from gumbel_sinkhorn.tasks.ranking import score_ranks
 
 PLACES = ("thousands", "hundreds", "tens", "units")  # of a 4-digit number
 
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
     sets = sample_sets(test, args.sets, args.n, digits, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         scores = torch.cat([model.scores(compose(test, i)) for i in sets.index.split(100)])
-    exact = (scores.argsort(-1) == sets.numbers.argsort(-1)).all(-1).float().mean()
+    exact = score_ranks(scores.argsort(-1).argsort(-1), sets.ranks)["exact_match"]
     print(f"{args.model}, n = {args.n}, {args.sets} sets: exact match {exact:.3f}")
     print("| first differing digit | neighbouring pairs | in the right order |")
     print("| --- | ---: | ---: |")

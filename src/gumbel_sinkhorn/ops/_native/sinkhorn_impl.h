@@ -209,19 +209,17 @@ VECTOR_CLONES static void FN(scaling_step)(const FN(Kernel) *k, const FN(Masses)
             au[i] = u[i] * m->a[i];
         }
         FN(combine)(k->K, R, k->ld_M, au, v);
-        for (int64_t j = 0; j < M; j++)
-            v[j] = (REAL)1 / v[j];
-        return;
-    }
-    for (int64_t i = 0; i < R; i += ROWS) {
-        REAL *rows[ROWS], weight[ROWS] = {0}, s[ROWS];
-        int64_t n = FN(block)(k->K, R, k->ld_M, i, rows);
-        FN(dots)(rows, bv, M, s);
-        for (int64_t q = 0; q < n; q++) {
-            u[i + q] = (REAL)1 / s[q];
-            weight[q] = u[i + q] * m->a[i + q];
+    } else {
+        for (int64_t i = 0; i < R; i += ROWS) {
+            REAL *rows[ROWS], weight[ROWS] = {0}, s[ROWS];
+            int64_t n = FN(block)(k->K, R, k->ld_M, i, rows);
+            FN(dots)(rows, bv, M, s);
+            for (int64_t q = 0; q < n; q++) {
+                u[i + q] = (REAL)1 / s[q];
+                weight[q] = u[i + q] * m->a[i + q];
+            }
+            FN(add_rows)(rows, weight, M, v);
         }
-        FN(add_rows)(rows, weight, M, v);
     }
     for (int64_t j = 0; j < M; j++)
         v[j] = (REAL)1 / v[j];
@@ -507,16 +505,18 @@ VECTOR_CLONES static int64_t FN(scaling_reverse)(const FN(Kernel) *K, const FN(M
                 z[i] = u[i] * ((has_df ? df[i] : 0) - au[i] * step[i]);
             }
             FN(combine)(K->K, R, K->ld_M, z, dg);
-        }
-        for (int64_t i = 0; i < R && !K->KT; i += ROWS) {
-            REAL *Kr[ROWS], dots[ROWS], zs[ROWS] = {0};
-            int64_t n = FN(block)(K->K, R, K->ld_M, i, Kr);
-            FN(dots)(Kr, w, M, dots);
-            for (int64_t q = 0; q < n; q++) { /* row step: f = -LSE_cols(x + log b + g) */
-                au[i + q] = u[i + q] * m->a[i + q];
-                z[i + q] = zs[q] = u[i + q] * ((has_df ? df[i + q] : 0) - au[i + q] * dots[q]);
+        } else {
+            for (int64_t i = 0; i < R; i += ROWS) {
+                REAL *Kr[ROWS], dots[ROWS], zs[ROWS] = {0};
+                int64_t n = FN(block)(K->K, R, K->ld_M, i, Kr);
+                FN(dots)(Kr, w, M, dots);
+                for (int64_t q = 0; q < n; q++) { /* row step: f = -LSE_cols(x + log b + g) */
+                    au[i + q] = u[i + q] * m->a[i + q];
+                    z[i + q] = zs[q] =
+                        u[i + q] * ((has_df ? df[i + q] : 0) - au[i + q] * dots[q]);
+                }
+                FN(add_rows)(Kr, zs, M, dg);
             }
-            FN(add_rows)(Kr, zs, M, dg);
         }
         for (int64_t j = 0; j < M; j++)
             dg[j] = -(dg[j] * bv[j]);
@@ -652,16 +652,15 @@ static void FN(reverse_item)(const FN(Shape) *s, const REAL *x, const REAL *a, c
         int64_t first = end - (steps < 0 ? -steps : steps);
         const REAL *start = rec.starts + c * M;
         if (steps > 0) {
-            if (base != kernel_of) {
+            int64_t bytes = (owed + 2 * (end - first)) * (R + M) * (int64_t)sizeof(REAL);
+            if (base != kernel_of || bytes > OWED_BYTES) { /* a new base, or too many terms */
                 FN(low_rank_update)(&K, left, right, owed, R, M, dx, acc);
                 owed = 0;
+            }
+            if (base != kernel_of) {
                 FN(kernel)(x, rec.base_f + base * R, rec.base_g + base * M, R, M,
                            s->floor + s->limit, &K);
                 kernel_of = base;
-            }
-            if ((owed + 2 * (end - first)) * (R + M) * (int64_t)sizeof(REAL) > OWED_BYTES) {
-                FN(low_rank_update)(&K, left, right, owed, R, M, dx, acc);
-                owed = 0;
             }
             owed += FN(scaling_reverse)(&K, &m, R, M, rec.rows, rec.cols, start, first, end - 1,
                                         df, has_df, dg, left + owed * R, right + owed * M, step);
