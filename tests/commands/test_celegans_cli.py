@@ -28,6 +28,10 @@ def test_simulate_then_infer(tmp_path, capsys):
     assert main([*argv, "--posterior-figure", str(figure), "--neurons", "3"]) == 0
     result = json.loads(out.read_text())
     assert 0 <= result["accuracy"] <= 1 and len(result["perm"]) == 2
+    assert len(result["objectives"]) == 1
+    assert main([*argv, "--restarts", "2"]) == 0
+    assert "restarts' final objectives" in capsys.readouterr().out
+    assert len(json.loads(out.read_text())["objectives"]) == 2
     assert figure.stat().st_size > 0
     assert (
         main(["infer", "--simulation", str(sim), "--method", "mcmc", "--sweeps", "2", "--quiet"])

@@ -145,6 +145,7 @@ def run_method(
         n_iter=settings.n_iter,
         n_samples=settings.n_samples,
         seed=seed,
+        restarts=settings.restarts if method != "map" else 1,
         marginal_samples=marginal_samples,
         progress=progress,
     )
@@ -178,6 +179,8 @@ def run_cell(
         if method == "naive":  # rows rounded one by one (names may repeat), for comparison
             record["naive_row_argmax"] = accuracy(result.marginals.argmax(-1), sim)
         record["seconds"][method] = result.seconds
+        if len(result.objectives) > 1:
+            record.setdefault("objectives", {})[method] = result.objectives
     return record
 
 

@@ -38,13 +38,15 @@ _NEG_INF = float("-inf")
 class InferenceResult:
     """``perm`` ``(J, N)``: the name given to each recorded neuron; ``marginals`` ``(J, N, N)``:
     the estimated posterior probability of each name (rows sum to 1); ``history``: the objective
-    every ``record_every`` steps (or the log-likelihood per sweep for MCMC)."""
+    every 10 steps (or the log-likelihood per sweep for MCMC); ``objectives``: each
+    VI restart's final objective."""
 
     method: str
     perm: torch.Tensor
     marginals: torch.Tensor
     seconds: float
     history: list[float] = field(default_factory=list)
+    objectives: list[float] = field(default_factory=list)
 
 
 def fit_vi(
@@ -58,6 +60,7 @@ def fit_vi(
     n_iter: int = 20,
     n_samples: int = 1,
     seed: int = 0,
+    restarts: int = 1,
     marginal_samples: int = 100,
     progress: bool = True,
 ) -> InferenceResult:
@@ -73,61 +76,122 @@ def fit_vi(
     ``tau`` and ``n_iter``: temperature and Sinkhorn iterations (Gumbel-Sinkhorn and MAP);
     ``n_samples``: Monte Carlo samples per step; ``marginal_samples``: hard samples drawn at the
     end to estimate Gumbel-Sinkhorn's marginals.
+    ``restarts``: independent runs of a VI method (the first with ``seed``, the others with
+    seeds drawn from it), of which the one with the lowest final objective (the mean of the last
+    tenth of its recorded values) is the result; its ``history`` is that run's, ``objectives``
+    every run's final objective, ``seconds`` the time of them all. MAP has no randomness: one run.
     The same ``seed`` gives the same result (torch's global generator is left as it was).
     """
     if method not in METHODS:
         raise InvalidValueError(f"method must be one of {METHODS}, got {method!r}")
     steps = _checks.count(steps, "steps")
-    lr, tau = _checks.positive(lr, "lr"), _checks.positive(tau, "tau")
-    lr_weights = _checks.positive(lr_weights, "lr_weights")
-    n_iter, n_samples = _checks.count(n_iter, "n_iter"), _checks.count(n_samples, "n_samples")
+    restarts = _checks.count(restarts, "restarts")
+    if method == "map" and restarts > 1:
+        raise InvalidValueError(
+            f"restarts must be 1 for method 'map' (it has no randomness), got {restarts}"
+        )
+    fit = _Fit(
+        method,
+        steps,
+        _checks.positive(lr, "lr"),
+        _checks.positive(lr_weights, "lr_weights"),
+        _checks.positive(tau, "tau"),
+        _checks.count(n_iter, "n_iter"),
+        _checks.count(n_samples, "n_samples"),
+        progress,
+    )
     marginal_samples = _checks.count(marginal_samples, "marginal_samples", minimum=0)
     start = time.perf_counter()
-    stats = Stats.from_traces(worms.Y)
-    mask, pattern = worms.mask, worms.pattern.to(stats.cross.dtype)
-    dtype = stats.cross.dtype
+    seeds = _restart_seeds(_checks.count(seed, "seed", minimum=0), restarts)
+    runs = [fit.run(worms, s, f" {r + 1}/{restarts}" * (restarts > 1)) for r, s in enumerate(seeds)]
+    objectives = [_final_objective(history) for _, history, _ in runs]
+    best = min(range(restarts), key=objectives.__getitem__)
+    scores, history, rng = runs[best]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_checks.count(seed, "seed", minimum=0))
-        scores = torch.zeros(mask.shape, dtype=dtype, requires_grad=True)
-        mean = torch.zeros_like(pattern, requires_grad=True)
-        log_std = torch.full_like(pattern, -3.0, requires_grad=True)
-        weights = [mean] + ([log_std] if method != "map" else [])
-        optimizer = torch.optim.Adam(
-            [{"params": [scores]}, {"params": weights, "lr": lr_weights}], lr=lr
-        )
-        prior = GumbelSinkhorn(torch.zeros((), dtype=dtype).expand(mask.shape), tau, mask=mask)
-        history = []
-        bar = tqdm(range(steps), desc=f"{method} VI", disable=None if progress else True)
-        for step in bar:
-            if method == "gumbel-sinkhorn":
-                q = GumbelSinkhorn(scores, tau, n_iter=n_iter, mask=mask)
-                P, kl_p = q.rsample((n_samples,)), kl_divergence(q, prior).sum()
-            elif method == "naive":
-                P, kl_p = _dirichlet_rows(scores, mask, n_samples)
-            else:
-                P = sinkhorn(scores.masked_fill(~mask, _NEG_INF), n_iter=n_iter, tau=tau, mask=mask)
-                kl_p = 0.0
-            W = mean * pattern
-            if method == "map":
-                sq_error = expected_sq_error(P, stats, W)
-                penalty = 0.5 * W.square().sum()
-            else:
-                var = torch.exp(2 * log_std) * pattern
-                sq_error = expected_sq_error(P, stats, W, var)
-                penalty = 0.5 * ((var + W.square() - 1 - 2 * log_std) * pattern).sum()
-            nll = sq_error.sum(-1).mean() / (2 * worms.noise_std**2)
-            loss = nll + penalty + kl_p
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if step % 10 == 0 or step == steps - 1:
-                history.append(float(loss.detach()))
-                bar.set_postfix(objective=f"{history[-1]:.4g}")
-        with torch.no_grad():
-            final = scores.detach().masked_fill(~mask, _NEG_INF)
-            perm = matching(final)
-            marginals = _marginals(method, final, mask, tau, n_iter, perm, marginal_samples)
-    return InferenceResult(method, perm, marginals, time.perf_counter() - start, history)
+        torch.set_rng_state(rng)  # the marginals' samples continue that run's stream
+        final = scores.masked_fill(~worms.mask, _NEG_INF)
+        perm = matching(final)
+        marginals = _marginals(method, final, worms.mask, tau, n_iter, perm, marginal_samples)
+    seconds = time.perf_counter() - start
+    return InferenceResult(method, perm, marginals, seconds, history, objectives)
+
+
+def _restart_seeds(seed: int, restarts: int) -> list[int]:
+    """``seed``, then ``restarts - 1`` seeds drawn from a generator seeded with it."""
+    drawn = torch.randint(2**62, (restarts - 1,), generator=torch.Generator().manual_seed(seed))
+    return [seed, *drawn.tolist()]
+
+
+def _final_objective(history: list[float]) -> float:
+    """The mean of the last tenth (at least one) of a run's recorded objective values."""
+    tail = history[-max(1, len(history) // 10) :]
+    return sum(tail) / len(tail)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One run of fit_vi's optimisation (its validated settings)."""
+
+    method: str
+    steps: int
+    lr: float
+    lr_weights: float
+    tau: float
+    n_iter: int
+    n_samples: int
+    progress: bool
+
+    def run(self, worms: Worms, seed: int, label: str):
+        """The scores at the end of a run from ``seed``, its objective every 10 steps, and the
+        state of torch's generator at the end."""
+        method, tau, n_iter = self.method, self.tau, self.n_iter
+        stats = Stats.from_traces(worms.Y)
+        mask, pattern = worms.mask, worms.pattern.to(stats.cross.dtype)
+        dtype = stats.cross.dtype
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            scores = torch.zeros(mask.shape, dtype=dtype, requires_grad=True)
+            mean = torch.zeros_like(pattern, requires_grad=True)
+            log_std = torch.full_like(pattern, -3.0, requires_grad=True)
+            weights = [mean] + ([log_std] if method != "map" else [])
+            optimizer = torch.optim.Adam(
+                [{"params": [scores]}, {"params": weights, "lr": self.lr_weights}], lr=self.lr
+            )
+            prior = GumbelSinkhorn(torch.zeros((), dtype=dtype).expand(mask.shape), tau, mask=mask)
+            history = []
+            bar = tqdm(
+                range(self.steps),
+                desc=f"{method} VI{label}",
+                disable=None if self.progress else True,
+            )
+            for step in bar:
+                if method == "gumbel-sinkhorn":
+                    q = GumbelSinkhorn(scores, tau, n_iter=n_iter, mask=mask)
+                    P, kl_p = q.rsample((self.n_samples,)), kl_divergence(q, prior).sum()
+                elif method == "naive":
+                    P, kl_p = _dirichlet_rows(scores, mask, self.n_samples)
+                else:
+                    P = sinkhorn(
+                        scores.masked_fill(~mask, _NEG_INF), n_iter=n_iter, tau=tau, mask=mask
+                    )
+                    kl_p = 0.0
+                W = mean * pattern
+                if method == "map":
+                    sq_error = expected_sq_error(P, stats, W)
+                    penalty = 0.5 * W.square().sum()
+                else:
+                    var = torch.exp(2 * log_std) * pattern
+                    sq_error = expected_sq_error(P, stats, W, var)
+                    penalty = 0.5 * ((var + W.square() - 1 - 2 * log_std) * pattern).sum()
+                nll = sq_error.sum(-1).mean() / (2 * worms.noise_std**2)
+                loss = nll + penalty + kl_p
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if step % 10 == 0 or step == self.steps - 1:
+                    history.append(float(loss.detach()))
+                    bar.set_postfix(objective=f"{history[-1]:.4g}")
+            return scores.detach(), history, torch.get_rng_state()
 
 
 def _dirichlet_rows(scores: torch.Tensor, mask: torch.Tensor, n_samples: int):

@@ -63,11 +63,16 @@ def infer_cmd(args) -> int:
         f"{args.method}: accuracy {score:.4f} on the {int((~sim.worms.known).sum())} neurons "
         f"not named, {result.seconds:.1f} s"
     )
+    if len(result.objectives) > 1:
+        finals = ", ".join(f"{o:.1f}" for o in result.objectives)
+        kept = result.objectives.index(min(result.objectives)) + 1
+        print(f"restarts' final objectives {finals}: run {kept} kept")
     if output:
         report = {
             "method": args.method,
             "accuracy": score,
             "seconds": result.seconds,
+            "objectives": result.objectives,
             "mean_candidates": sim.worms.mean_candidates,
             "config": sim.config.to_dict(),
             "perm": result.perm.tolist(),

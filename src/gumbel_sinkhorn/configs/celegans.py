@@ -62,13 +62,22 @@ class Settings(Config):
     tau: float = option(1.0, "Gumbel-Sinkhorn temperature")
     n_iter: int = option(10, "Sinkhorn iterations")
     n_samples: int = option(1, "Monte Carlo samples per step", flag="samples")
+    restarts: int = option(
+        1, "VI: independent runs, the one with the lowest final objective kept (MAP: one run)"
+    )
     sweeps: int = option(100, "MCMC sweeps")
     n_steps: int = option(1000, "time steps T of each recording")
     position_noise: float = option(0.0, "std of the observed positions")
 
     def __post_init__(self):
         check(self, steps=count, lr=number, lr_weights=number, tau=number, n_iter=count)
-        check(self, n_samples=count, sweeps=count, n_steps=lambda v, n: count(v, n, minimum=2))
+        check(
+            self,
+            n_samples=count,
+            restarts=count,
+            sweeps=count,
+            n_steps=lambda v, n: count(v, n, minimum=2),
+        )
         check(self, position_noise=non_negative)
 
     @classmethod
