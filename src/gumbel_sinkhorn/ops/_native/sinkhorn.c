@@ -23,6 +23,13 @@
 
 int sinkhorn_abi(void) { return NATIVE_ABI; }
 
+/* bytes of scratch starting on a vector boundary (freed with free), so that the kernel's padded
+   rows are whole aligned vectors: a load never spans two cache lines */
+static void *vector_aligned(size_t bytes)
+{
+    return aligned_alloc(VECTOR_BYTES, (bytes + VECTOR_BYTES - 1) / VECTOR_BYTES * VECTOR_BYTES);
+}
+
 /* Solve S y = rhs (n x n, row-major) in place by LU with partial pivoting: rhs becomes y. */
 static void lu_solve(double *S, double *rhs, int64_t n)
 {

@@ -449,7 +449,7 @@ int FN(sinkhorn_forward)(int64_t B, int64_t R, int64_t M, int64_t n_rows, int64_
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        REAL *scratch = malloc(FN(forward_scratch)(&s) * sizeof(REAL));
+        REAL *scratch = vector_aligned(FN(forward_scratch)(&s) * sizeof(REAL));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
             FN(Record) rec = {0};
@@ -686,7 +686,7 @@ int FN(sinkhorn_reverse)(int64_t B, int64_t R, int64_t M, int64_t n_iter, int th
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        REAL *scratch = malloc(FN(reverse_scratch)(&s) * sizeof(REAL));
+        REAL *scratch = vector_aligned(FN(reverse_scratch)(&s) * sizeof(REAL));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
             FN(Record) rec = {(REAL *)rows + n * n_iter * R, (REAL *)cols + n * n_iter * M,
@@ -841,7 +841,8 @@ int FN(sinkhorn_implicit)(int64_t B, int64_t R, int64_t M, int threads, int64_t 
     (void)threads;
 #pragma omp parallel num_threads(threads)
     {
-        double *scratch = malloc((2 * R + 8 * M + (dense ? M * M : 0)) * sizeof(double));
+        double *scratch =
+            vector_aligned((2 * R + 8 * M + (dense ? M * M : 0)) * sizeof(double));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t n = 0; n < B; n++) {
             if (scratch == NULL) {
