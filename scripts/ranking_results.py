@@ -37,6 +37,8 @@ MODELS = {  # weights name -> the options that differ
     # the digit CNN with a linear path from the digits to the score (--skip)
     "rank-sinkhorn-skip": ["--head", "sinkhorn", "--skip"],
     "rank-neuralsort-skip": ["--head", "neuralsort", "--skip"],
+    "rank-classic-5-skip": ["--head", "classic", "--n", 5, "--skip"],
+    "rank-classic-15-skip": ["--head", "classic", "--n", 15, "--skip"],
 }
 SIZES = (3, 5, 7, 9, 15, 32)
 PUBLISHED = {  # NeuralSort's Table 1 (Grover et al. 2019): exact match (element-wise)

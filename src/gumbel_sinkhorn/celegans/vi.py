@@ -103,7 +103,9 @@ def fit_vi(
     marginal_samples = _checks.count(marginal_samples, "marginal_samples", minimum=0)
     start = time.perf_counter()
     seeds = _restart_seeds(_checks.count(seed, "seed", minimum=0), restarts)
-    runs = [fit.run(worms, s, f" {r + 1}/{restarts}" * (restarts > 1)) for r, s in enumerate(seeds)]
+    stats = Stats.from_traces(worms.Y)
+    labels = [f" {r + 1}/{restarts}" * (restarts > 1) for r in range(restarts)]
+    runs = [fit.run(worms, stats, s, label) for s, label in zip(seeds, labels, strict=True)]
     objectives = [_final_objective(history) for _, history, _ in runs]
     best = min(range(restarts), key=objectives.__getitem__)
     scores, history, rng = runs[best]
@@ -141,11 +143,10 @@ class _Fit:
     n_samples: int
     progress: bool
 
-    def run(self, worms: Worms, seed: int, label: str):
+    def run(self, worms: Worms, stats: Stats, seed: int, label: str):
         """The scores at the end of a run from ``seed``, its objective every 10 steps, and the
         state of torch's generator at the end."""
         method, tau, n_iter = self.method, self.tau, self.n_iter
-        stats = Stats.from_traces(worms.Y)
         mask, pattern = worms.mask, worms.pattern.to(stats.cross.dtype)
         dtype = stats.cross.dtype
         with torch.random.fork_rng(devices=[]):
