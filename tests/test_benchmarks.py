@@ -13,6 +13,8 @@ import _measure  # noqa: E402
 import jigsaw_throughput  # noqa: E402
 import matching as matching_bench  # noqa: E402
 import sinkhorn as sinkhorn_bench  # noqa: E402
+import thread_scaling  # noqa: E402
+from gumbel_sinkhorn.ops import _native  # noqa: E402
 
 
 def test_peak_bytes_counts_tensors_alive_at_once():
@@ -38,6 +40,17 @@ def test_sinkhorn_benchmark_rows_agree_with_the_seed():
     assert all(r["deviation"] < 1e-5 and r["fwd"] > 0 for r in results)
     assert all(r["peak"] > 0 for r in results if r["name"] != "OTT-JAX")  # torch's profiler
     assert "| (3, 4) | 2 | ours |" in sinkhorn_bench.table(results)
+
+
+def test_thread_scaling_times_every_part_at_both_thread_counts():
+    results = thread_scaling.rows([(2, 8)], [3], repeat=1)
+    by_part = {r["part"]: r for r in results}
+    assert {"harness only", "ours fwd+bwd"} <= set(by_part)
+    assert all(r["t1"] > 0 and r["tt"] > 0 for r in results if r["part"] != "its iterations")
+    if _native.usable(torch.zeros(1, 2, 2)):
+        whole, one = by_part["native forward"], by_part["native forward, 1 iteration"]
+        assert by_part["its iterations"]["t1"] == pytest.approx(whole["t1"] - one["t1"])
+    assert "| (2, 8) | 3 | harness only |" in thread_scaling.table(results, 2)
 
 
 def test_matching_benchmark_checks_every_total():
