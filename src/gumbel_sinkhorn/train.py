@@ -375,13 +375,12 @@ class _Loop:
             self.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
         ):
             group["lr"] = base * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def run(self):
         epochs, eval_every = self.config.epochs, self.config.eval_every
         for epoch in range(len(self.history), epochs):
             row = self._train_epoch(epoch, self.config.grad_clip, self.config.save_every)
-            row["lr"] = self.scheduler.get_last_lr()[0]
+            row["lr"] = self.optimizer.param_groups[0]["lr"]  # the epoch's rate
             self.scheduler.step()
             if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
                 self.model.eval()
