@@ -113,7 +113,9 @@ def fit_vi(
         torch.set_rng_state(rng)  # the marginals' samples continue that run's stream
         final = scores.masked_fill(~worms.mask, _NEG_INF)
         perm = matching(final)
-        marginals = _marginals(method, final, worms.mask, tau, n_iter, perm, marginal_samples)
+        marginals = _marginals(
+            method, final, worms.mask, fit.tau, fit.n_iter, perm, marginal_samples
+        )
     seconds = time.perf_counter() - start
     return InferenceResult(method, perm, marginals, seconds, history, objectives)
 
