@@ -69,6 +69,7 @@ def test_restarts_keep_the_run_with_the_lowest_final_objective():
     best = min(range(4), key=lambda r: singles[r].objectives[0])
     result = fit_vi(trap.worms, seed=0, restarts=4, **fit)
     assert result.objectives == [s.objectives[0] for s in singles]
+    assert result.kept == best
     assert result.history == singles[best].history
     assert torch.equal(result.perm, singles[best].perm)
     assert torch.equal(result.marginals, singles[best].marginals)

@@ -39,7 +39,7 @@ class InferenceResult:
     """``perm`` ``(J, N)``: the name given to each recorded neuron; ``marginals`` ``(J, N, N)``:
     the estimated posterior probability of each name (rows sum to 1); ``history``: the objective
     every 10 steps (or the log-likelihood per sweep for MCMC); ``objectives``: each
-    VI restart's final objective."""
+    VI restart's final objective; ``kept``: the index of the restart whose answer this is."""
 
     method: str
     perm: torch.Tensor
@@ -47,6 +47,7 @@ class InferenceResult:
     seconds: float
     history: list[float] = field(default_factory=list)
     objectives: list[float] = field(default_factory=list)
+    kept: int = 0
 
 
 def fit_vi(
@@ -117,7 +118,7 @@ def fit_vi(
             method, final, worms.mask, fit.tau, fit.n_iter, perm, marginal_samples
         )
     seconds = time.perf_counter() - start
-    return InferenceResult(method, perm, marginals, seconds, history, objectives)
+    return InferenceResult(method, perm, marginals, seconds, history, objectives, best)
 
 
 def _restart_seeds(seed: int, restarts: int) -> list[int]:

@@ -65,14 +65,14 @@ def infer_cmd(args) -> int:
     )
     if len(result.objectives) > 1:
         finals = ", ".join(f"{o:.1f}" for o in result.objectives)
-        kept = result.objectives.index(min(result.objectives)) + 1
-        print(f"restarts' final objectives {finals}: run {kept} kept")
+        print(f"restarts' final objectives {finals}: run {result.kept + 1} kept")
     if output:
         report = {
             "method": args.method,
             "accuracy": score,
             "seconds": result.seconds,
             "objectives": result.objectives,
+            "kept": result.kept,
             "mean_candidates": sim.worms.mean_candidates,
             "config": sim.config.to_dict(),
             "perm": result.perm.tolist(),
