@@ -8,9 +8,9 @@ interleaved call by call (the fastest of ``--repeat`` each):
 - "native forward": the C forward alone on a prepared problem (``ops._native.solve``), recording
   for the reverse as training does; "its iterations" is that minus the same call with one
   iteration (the kernel's construction, the passes over the inputs and outputs, the record);
-- "harness only": what ``sinkhorn.py`` times around the operator (clone of the scores, the
-  product with the weights, the sum, their backward) with the identity in place of the operator:
-  passes over (batch, N, N) arrays and nothing else;
+- "harness only": what ``sinkhorn.py`` times around the operator (autograd's vector-Jacobian
+  product with the weights) with the identity in place of the operator: passes over
+  (batch, N, N) arrays and nothing else;
 - "ours fwd+bwd": the whole call as ``sinkhorn.py`` times it (``backward="unrolled"``).
 
 Parts made of passes over arrays larger than a core's cache are bound by the machine's memory
@@ -36,14 +36,15 @@ N_ITERS = [20, 100]
 def parts(scores: torch.Tensor, weights: torch.Tensor, n_iter: int) -> dict:
     """Zero-argument callables by part name (see the module's docstring)."""
     problem = _problem(scores, None, _Settings(n_iter, 1.0, None, "unrolled", False))
+    leaf = scores.clone().requires_grad_()
 
     def native(iterations):
         return lambda: _native.solve(problem, iterations, record=True, log=False, plan=True)
 
     out = {
-        "harness only": partial(forward_backward, lambda x: x * 1.0, scores, weights),
+        "harness only": partial(forward_backward, lambda x: x * 1.0, leaf, weights),
         "ours fwd+bwd": partial(
-            forward_backward, partial(gs.sinkhorn, n_iter=n_iter), scores, weights
+            forward_backward, partial(gs.sinkhorn, n_iter=n_iter), leaf, weights
         ),
     }
     if _native.usable(problem.x):  # without a compiler: the torch operators, no native parts

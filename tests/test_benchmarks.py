@@ -42,6 +42,18 @@ def test_sinkhorn_benchmark_rows_agree_with_the_seed():
     assert "| (3, 4) | 2 | ours |" in sinkhorn_bench.table(results)
 
 
+def test_the_timed_backward_is_the_gradient_of_the_weighted_sum():
+    gen = torch.Generator().manual_seed(0)
+    scores, weights = torch.randn(2, 5, 5, generator=gen), torch.randn(2, 5, 5, generator=gen)
+    leaf = scores.clone().requires_grad_()
+    for _ in range(2):  # nothing accumulates between calls
+        grad = sinkhorn_bench.forward_backward(lambda t: t.softmax(-1), leaf, weights)
+    x = scores.clone().requires_grad_()
+    (torch.softmax(x, -1) * weights).sum().backward()
+    torch.testing.assert_close(grad, x.grad)
+    assert leaf.grad is None
+
+
 def test_thread_scaling_times_every_part_at_both_thread_counts():
     results = thread_scaling.rows([(2, 8)], [3], repeat=1)
     by_part = {r["part"]: r for r in results}
