@@ -265,19 +265,33 @@ def _one_thread() -> None:
 
 
 def merge(reports: list[dict]) -> dict:
-    """One report from several ``reproduce`` files of the same table and settings (e.g. cells
-    run by two processes); a cell and simulation found twice is kept once (the first)."""
+    """One report from several ``reproduce`` files of the same table and settings (cells run by
+    two processes, or methods run by separate commands). Records of the same cell and simulation
+    are combined method by method; a method found twice there is kept once (the first)."""
     kinds = {(r.get("table"), _settings(r)) for r in reports}
     if len(kinds) > 1:
         raise InvalidValueError("records of different tables or settings cannot be merged")
-    merged, seen = dict(reports[0], records=[]), set()
+    merged, by_key = dict(reports[0], records=[]), {}
     for report in reports:
         for record in report["records"]:
-            if (record["cell"], record["sim"]) not in seen:
-                seen.add((record["cell"], record["sim"]))
-                merged["records"].append(record)
+            key = (record["cell"], record["sim"])
+            if key not in by_key:
+                by_key[key] = _copy_record(record)
+                merged["records"].append(by_key[key])
+                continue
+            kept = by_key[key]
+            for name, value in record.items():
+                if isinstance(value, dict):
+                    kept[name] = {**value, **kept.get(name, {})}
+                else:
+                    kept.setdefault(name, value)
     merged["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in reports)
     return merged
+
+
+def _copy_record(record: dict) -> dict:
+    """A copy whose per-method dicts can be extended without touching ``record``."""
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in record.items()}
 
 
 def _settings(report: dict) -> tuple:
