@@ -20,6 +20,13 @@ TOY = Path(__file__).with_name("toy.py")
 OPTIONS = {"epochs": 3, "lr": 0.05, "seed": 0}
 
 
+def _default_sigint():
+    """In the child before exec: SIGINT handled by default. A shell starts background jobs with
+    SIGINT ignored, and fit (rightly) leaves an ignored signal ignored, so a suite run in the
+    background would otherwise test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_toy(run_dir, pause_folder, *args, pause_at=None):
     env = dict(os.environ)
     if pause_at:
@@ -29,6 +36,7 @@ def start_toy(run_dir, pause_folder, *args, pause_at=None):
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
