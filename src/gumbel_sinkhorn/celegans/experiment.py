@@ -276,22 +276,16 @@ def merge(reports: list[dict]) -> dict:
         for record in report["records"]:
             key = (record["cell"], record["sim"])
             if key not in by_key:
-                by_key[key] = _copy_record(record)
+                by_key[key] = {}
                 merged["records"].append(by_key[key])
-                continue
             kept = by_key[key]
             for name, value in record.items():
-                if isinstance(value, dict):
+                if isinstance(value, dict):  # per method: the first file's values win
                     kept[name] = {**value, **kept.get(name, {})}
                 else:
                     kept.setdefault(name, value)
     merged["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in reports)
     return merged
-
-
-def _copy_record(record: dict) -> dict:
-    """A copy whose per-method dicts can be extended without touching ``record``."""
-    return {k: dict(v) if isinstance(v, dict) else v for k, v in record.items()}
 
 
 def _settings(report: dict) -> tuple:
