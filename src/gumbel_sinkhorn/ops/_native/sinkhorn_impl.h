@@ -742,9 +742,12 @@ VECTOR_CLONES static void FN(conjugate_gradient)(const REAL *P, const double *ro
     double *residual = work, *direction = residual + M, *applied = direction + M;
     double *inverse = applied + M, power = 0, size = 0;
     memcpy(inverse, diagonal, M * sizeof(double)); /* S's own diagonal first */
-    for (int64_t i = 0; i < R; i++)
+    for (int64_t i = 0; i < R; i++) {
+        const REAL *p = P + i * M;
+        const double weight = 1 / rows[i];
         for (int64_t j = 0; j < M; j++)
-            inverse[j] -= (double)P[i * M + j] * P[i * M + j] / rows[i];
+            inverse[j] -= (double)p[j] * p[j] * weight;
+    }
     for (int64_t j = 0; j < M; j++) {
         inverse[j] = 1 / (inverse[j] > damping ? inverse[j] : damping);
         y[j] = 0;
@@ -802,19 +805,24 @@ static void FN(implicit_item)(const REAL *P, REAL *H, int64_t R, int64_t M, int 
     for (int64_t j = 0; j < M; j++)
         cols[j] = rhs[j] = 0;
     for (int64_t i = 0; i < R; i++) {
+        const REAL *p = P + i * M, *q = H + i * M;
         double r = 0, h = 0;
+#pragma omp simd reduction(+ : r, h)
         for (int64_t j = 0; j < M; j++) {
-            r += P[i * M + j];
-            h += H[i * M + j];
-            cols[j] += P[i * M + j];
-            rhs[j] += H[i * M + j];
+            r += p[j];
+            h += q[j];
+            cols[j] += p[j];
+            rhs[j] += q[j];
         }
         rows[i] = r > 0 ? r : 1; /* padding: decoupled, and its right-hand side is 0 */
         h_rows[i] = h;
     }
-    for (int64_t i = 0; i < R; i++)
+    for (int64_t i = 0; i < R; i++) {
+        const REAL *p = P + i * M;
+        const double weight = h_rows[i] / rows[i];
         for (int64_t j = 0; j < M; j++)
-            rhs[j] -= h_rows[i] / rows[i] * P[i * M + j];
+            rhs[j] -= weight * p[j];
+    }
     for (int64_t j = 0; j < M; j++)
         diagonal[j] = (cols[j] > 0 ? cols[j] : 1) + damping;
     if (dense) {
@@ -825,12 +833,15 @@ static void FN(implicit_item)(const REAL *P, REAL *H, int64_t R, int64_t M, int 
         FN(conjugate_gradient)(P, rows, diagonal, R, M, rhs, beta, damping, tol, work);
     }
     for (int64_t i = 0; i < R; i++) {
-        double alpha = h_rows[i];
+        const REAL *p = P + i * M;
+        REAL *q = H + i * M;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < M; j++)
-            alpha -= P[i * M + j] * beta[j];
-        alpha /= rows[i];
+            s += (double)p[j] * beta[j];
+        const double alpha = (h_rows[i] - s) / rows[i];
         for (int64_t j = 0; j < M; j++)
-            H[i * M + j] = (REAL)(H[i * M + j] - P[i * M + j] * (alpha + beta[j]));
+            q[j] = (REAL)(q[j] - p[j] * (alpha + beta[j]));
     }
 }
 
