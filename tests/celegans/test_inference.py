@@ -39,6 +39,15 @@ def test_mcmc_recovers_the_names_on_an_easy_problem(easy):
     assert (result.marginals[~easy.worms.mask] == 0).all()
 
 
+def test_annealed_mcmc_recovers_the_names_by_another_path(easy):
+    annealed = fit_mcmc(easy.worms, sweeps=40, anneal_from=0.01, progress=False)
+    plain = fit_mcmc(easy.worms, sweeps=40, progress=False)
+    assert accuracy(annealed.perm, easy) == 1.0
+    assert annealed.history[:20] != plain.history[:20]
+    # the first sweep's weights come from a likelihood 100 times flatter: further from the data
+    assert annealed.history[0] < plain.history[0]
+
+
 def test_same_seed_same_result(easy):
     a = fit_vi(easy.worms, steps=20, seed=3, progress=False, marginal_samples=10)
     b = fit_vi(easy.worms, steps=20, seed=3, progress=False, marginal_samples=10)
@@ -105,3 +114,6 @@ def test_bad_options(easy):
         fit_vi(easy.worms, restarts=0)
     with pytest.raises(ValueError, match="burn_in must be less than sweeps"):
         fit_mcmc(easy.worms, sweeps=3, burn_in=3)
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"anneal_from must be in \(0, 1\]"):
+            fit_mcmc(easy.worms, sweeps=3, anneal_from=bad)

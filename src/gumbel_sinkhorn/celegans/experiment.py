@@ -132,7 +132,13 @@ def run_method(
 ):
     """Run one of ``METHODS`` on ``worms`` with ``settings``: an ``InferenceResult``."""
     if method == "mcmc":
-        return fit_mcmc(worms, sweeps=settings.sweeps, seed=seed, progress=progress)
+        return fit_mcmc(
+            worms,
+            sweeps=settings.sweeps,
+            anneal_from=settings.anneal_from,
+            seed=seed,
+            progress=progress,
+        )
     if method not in VI_METHODS:
         raise InvalidValueError(f"method must be one of {METHODS}, got {method!r}")
     return fit_vi(

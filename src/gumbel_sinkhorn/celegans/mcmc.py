@@ -7,6 +7,12 @@ holder ``i'`` may take ``i``'s name, the two trade names with the Metropolis-Has
 The proposal is symmetric (the allowed names do not depend on the state). Each sweep makes one
 move per unnamed neuron and worm, then samples the weights. The answer is the hard matching of
 the names' frequencies after burn-in.
+
+Optionally the burn-in is annealed: the likelihood enters sweep ``s`` raised to the power
+``anneal_from ** (1 - s / burn_in)`` (in the weights' conditional and in the swaps' acceptance),
+rising geometrically to 1 at the end of the burn-in, so that early on the weights do not yet
+pin down the random names the chain starts from. The sweeps after burn-in, the only ones counted,
+are the exact chain.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .. import _checks
+from ..configs import number
 from ..errors import InvalidValueError
 from ..ops import matching
 from .likelihood import Stats
@@ -31,6 +38,7 @@ def fit_mcmc(
     sweeps: int = 300,
     burn_in: int | None = None,
     seed: int = 0,
+    anneal_from: float = 1.0,
     progress: bool = True,
 ) -> InferenceResult:
     """Sample the permutations and the weights; see the module's docstring.
@@ -41,12 +49,14 @@ def fit_mcmc(
     torch.Size([1, 279])
 
     ``burn_in`` sweeps are left out of the frequencies (default: half of ``sweeps``); ``history``
-    holds the log-likelihood after each sweep. Same ``seed``, same result.
+    holds the log-likelihood after each sweep. ``anneal_from`` in (0, 1]: the likelihood's power
+    at the first sweep (1: no annealing; see the module's docstring). Same ``seed``, same result.
     """
     sweeps = _checks.count(sweeps, "sweeps")
     burn_in = sweeps // 2 if burn_in is None else _checks.count(burn_in, "burn_in", minimum=0)
     if burn_in >= sweeps:
         raise InvalidValueError(f"burn_in must be less than sweeps ({sweeps}), got {burn_in}")
+    anneal_from = number(anneal_from, "anneal_from", high=1)
     start = time.perf_counter()
     rng = np.random.default_rng(_checks.count(seed, "seed", minimum=0))
     stats = Stats.from_traces(worms.Y, dtype=torch.float64)
@@ -59,7 +69,8 @@ def fit_mcmc(
     counts = np.zeros((n_worms, n, n))
     history = []
     for sweep in tqdm(range(sweeps), desc="MCMC", disable=None if progress else True):
-        W = chain.sample_weights(rng, sigma2)
+        beta = anneal_from ** (1 - sweep / burn_in) if sweep < burn_in else 1.0
+        W = chain.sample_weights(rng, sigma2 / beta)
         M = W.T @ W
         for j in range(n_worms):
             for i in rng.permutation(free[j]):
@@ -69,7 +80,7 @@ def fit_mcmc(
                     continue
                 k, m = chain.perm[j, i], chain.perm[j, other]
                 delta = chain.swap_delta(j, k, m, W, M)
-                if np.log(rng.random()) < -delta / (2 * sigma2):
+                if np.log(rng.random()) < -beta * delta / (2 * sigma2):
                     chain.swap(j, i, other)
         history.append(-chain.sq_error(W) / (2 * sigma2))
         if sweep >= burn_in:

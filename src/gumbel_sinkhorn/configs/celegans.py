@@ -66,6 +66,9 @@ class Settings(Config):
         1, "VI: independent runs, the one with the lowest final objective kept (MAP: one run)"
     )
     sweeps: int = option(100, "MCMC sweeps")
+    anneal_from: float = option(
+        1.0, "MCMC: the likelihood's power at the first sweep, raised to 1 over the burn-in"
+    )
     n_steps: int = option(1000, "time steps T of each recording")
     position_noise: float = option(0.0, "std of the observed positions")
 
@@ -78,7 +81,7 @@ class Settings(Config):
             sweeps=count,
             n_steps=lambda v, n: count(v, n, minimum=2),
         )
-        check(self, position_noise=non_negative)
+        check(self, position_noise=non_negative, anneal_from=lambda v, n: number(v, n, high=1))
 
     @classmethod
     def from_dict(cls, values):
