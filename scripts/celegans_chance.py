@@ -31,12 +31,13 @@ def chance(cell, draws: int) -> tuple[float, float]:
     for seed in SIMULATIONS:
         sim = simulate(cell.config, seed=seed)
         blocked = torch.zeros(sim.worms.mask.shape).masked_fill(~sim.worms.mask, float("-inf"))
+        nobody_named = torch.zeros_like(sim.worms.known)
         generator = torch.Generator().manual_seed(seed)
         for _ in range(draws):
             noise = sample_gumbel(blocked.shape, generator=generator)
             perm = matching(blocked + noise)
             values.append(accuracy(perm, sim))
-            overall.append(float((perm == sim.perm).double().mean()))
+            overall.append(accuracy(perm, (sim.perm, nobody_named)))
     return statistics.mean(values), statistics.mean(overall)
 
 
