@@ -8,6 +8,7 @@ from gumbel_sinkhorn.data.multidigit import (
     distinct_numbers,
     load_split,
     sample_sets,
+    translate,
 )
 
 
@@ -91,3 +92,41 @@ def test_compose_puts_digit_p_in_columns_28p():
         assert (pictures[0, :, 28 * p : 28 * p + 28] == i / 255).all()
     mean, std = 0.1307, 0.3081
     assert torch.allclose(compose(TOY, index), (pictures - mean) / std)
+
+
+def test_translate_moves_every_pixel_and_lets_zeros_in():
+    image = torch.randint(1, 256, (2, 3, 28, 28), dtype=torch.uint8)
+    shifts = torch.tensor([[[2, -1], [0, 0], [-3, 3]], [[1, 1], [0, -2], [5, 0]]])
+    moved = translate(image, shifts)
+    assert moved.shape == image.shape and moved.dtype == torch.uint8
+    for idx in [(a, b) for a in range(2) for b in range(3)]:
+        down, right = shifts[idx].tolist()
+        expected = torch.zeros(28, 28, dtype=torch.uint8)
+        for r in range(28):
+            for c in range(28):
+                if 0 <= r - down < 28 and 0 <= c - right < 28:
+                    expected[r, c] = image[idx][r - down, c - right]
+        assert torch.equal(moved[idx], expected), idx
+
+
+def test_compose_with_shifts_moves_each_digit_in_its_own_cell():
+    index = torch.tensor([[4, 17, 29]])
+    assert torch.equal(compose(TOY, index, shifts=torch.zeros(1, 3, 2, dtype=torch.long)),
+                       compose(TOY, index))  # fmt: skip
+    shifts = torch.tensor([[[0, 2], [0, 0], [-1, 0]]])
+    pictures = compose(TOY, index, shifts=shifts, normalize=False)[0]
+    assert (pictures[:, 0:2] == 0).all() and (pictures[:, 2:28] == 4 / 255).all()
+    assert (pictures[:, 28:56] == 17 / 255).all()
+    assert (pictures[27, 56:] == 0).all() and (pictures[:27, 56:] == 29 / 255).all()
+
+
+@pytest.mark.parametrize(
+    "shifts, message",
+    [(torch.zeros(1, 3, dtype=torch.long), "shifts must have shape"),
+     (torch.zeros(1, 3, 2), "shifts must be integers")],
+)  # fmt: skip
+def test_bad_shifts_are_one_clear_error(shifts, message):
+    from gumbel_sinkhorn.errors import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match=message):
+        compose(TOY, torch.tensor([[4, 17, 29]]), shifts=shifts)

@@ -46,8 +46,9 @@ def test_config_round_trip_and_old_flat_names():
 
 @pytest.mark.parametrize(
     "options",
-    [dict(n=1), dict(n=(3, 1)), dict(digits=0), dict(head="classic", n=(3, 5)), dict(head="x")],
-)
+    [dict(n=1), dict(n=(3, 1)), dict(digits=0), dict(head="classic", n=(3, 5)), dict(head="x"),
+     dict(shift=-1), dict(shift=14), dict(shift=1.5)],
+)  # fmt: skip
 def test_bad_options_are_invalid_value_errors(options):
     with pytest.raises(InvalidValueError):
         RankingConfig(**options)
@@ -204,3 +205,28 @@ def test_more_items_per_set_than_the_digits_can_show_is_a_clear_error():
     task = RankingTask.create(**{**SMALL, "n": (11,)}, steps_per_epoch=1)
     with pytest.raises(ValueError, match="only 10"):
         task.train_batches(0, torch.Generator())
+
+
+@needs_mnist
+def test_shifted_training_pictures_are_drawn_from_the_seed_and_only_with_shift(one_thread):
+    from gumbel_sinkhorn.tasks.ranking import RankingTask
+
+    plain = RankingTask.create(**SMALL, steps_per_epoch=2)
+    batches = plain.train_batches(0, torch.Generator().manual_seed(0))
+    assert all(b.shifts is None for b in batches)
+    task = RankingTask.create(**SMALL, steps_per_epoch=2, shift=2)
+    first = task.train_batches(0, torch.Generator().manual_seed(0))
+    again = task.train_batches(0, torch.Generator().manual_seed(0))
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(a.shifts, b.shifts) and torch.equal(a.index, b.index)
+    shifts = torch.cat([b.shifts.flatten() for b in first])
+    assert shifts.abs().max() == 2 and set(shifts.tolist()) == {-2, -1, 0, 1, 2}
+    assert first[0].shifts.shape == (*first[0].index.shape, 2)
+    model = task.build_model()
+    torch.manual_seed(0)
+    moved = task.loss(model, first[0])
+    torch.manual_seed(0)
+    still = task.loss(model, first[0]._replace(shifts=torch.zeros_like(first[0].shifts)))
+    torch.manual_seed(0)
+    assert torch.equal(still, task.loss(model, first[0]._replace(shifts=None)))
+    assert moved.isfinite() and not torch.equal(moved, still)

@@ -64,6 +64,11 @@ class RankingConfig(Config):
         "digit CNN: the item's features also hold its digits' features, a linear path from the "
         "digits to the score",
     )
+    shift: int = option(
+        0,
+        "training pictures only: each digit image moved by up to this many pixels down/up and "
+        "left/right, drawn per digit and step (0: the pictures as they are)",
+    )
     loss_kind: str = option(
         "permutation",
         "permutation: cross-entropy with the true permutation; reconstruction: squared error of "
@@ -96,6 +101,9 @@ class RankingConfig(Config):
         check(self, val_n=sizes)
         check(self, digits=lambda v, name: count(v, "digits (per number)"))
         check(self, width=count, hidden=count, items=count, steps_per_epoch=count)
+        check(self, shift=lambda v, name: count(v, "shift (pixels)", minimum=0))
+        if self.shift >= 14:
+            raise InvalidValueError(f"shift must be below 14 (half a digit), got {self.shift}")
         check(self, val_sets=count, eval_seed=lambda v, name: count(v, name, minimum=0))
 
     @classmethod

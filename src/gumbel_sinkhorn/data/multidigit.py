@@ -149,7 +149,13 @@ def _distinct_codes(n_sets, n, base, digits, generator) -> torch.Tensor:
     return codes
 
 
-def compose(split: DigitSplit, index: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
+def compose(
+    split: DigitSplit,
+    index: torch.Tensor,
+    *,
+    shifts: torch.Tensor | None = None,
+    normalize: bool = True,
+) -> torch.Tensor:
     """The pictures of the items whose digit images are ``index``: ``(..., 28, 28·digits)``.
 
     >>> split = load_split("val")
@@ -159,11 +165,45 @@ def compose(split: DigitSplit, index: torch.Tensor, *, normalize: bool = True) -
 
     ``index`` is ``(..., digits)``. Float32, with MNIST's mean and standard deviation taken out
     (``normalize=True``), else in [0, 1]. Digit ``p`` fills columns ``28p`` to ``28p + 27``.
+    ``shifts`` (``index.shape + (2,)``, integers), if given, moves each digit image within its
+    cell first (:func:`translate`): the training pictures' augmentation.
     """
     _checks.tensor(index, "index", min_dim=1)
-    pictures = split.images[index].float().div_(255)  # (..., digits, 28, 28)
+    images = split.images[index]  # (..., digits, 28, 28)
+    if shifts is not None:
+        if shifts.shape != (*index.shape, 2):
+            raise InvalidValueError(
+                f"shifts must have shape index.shape + (2,) = {(*index.shape, 2)}, "
+                f"got {tuple(shifts.shape)}"
+            )
+        images = translate(images, shifts)
+    pictures = images.float().div_(255)
     if normalize:
         mean, std = STATS["mnist"]
         pictures = pictures.sub_(mean).div_(std)
     *lead, digits, h, w = pictures.shape
     return pictures.movedim(-3, -2).reshape(*lead, h, digits * w)
+
+
+def translate(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Each image of ``images`` ``(..., H, W)`` moved by its ``shifts[..., :] = (down, right)``.
+
+    >>> image = torch.arange(1, 10).reshape(3, 3)
+    >>> translate(image, torch.tensor([1, -1]))      # one row down, one column left; zeros enter
+    tensor([[0, 0, 0],
+            [2, 3, 0],
+            [5, 6, 0]])
+
+    Pixels moved out of the frame are lost, the ones that enter are 0 (the background of MNIST).
+    ``shifts`` are integers, shape ``images.shape[:-2] + (2,)``.
+    """
+    if shifts.dtype.is_floating_point or shifts.dtype == torch.bool:
+        raise InvalidValueError(f"shifts must be integers, got {shifts.dtype}")
+    *lead, h, w = images.shape
+    flat, moves = images.reshape(-1, h, w), shifts.reshape(-1, 2).long()
+    k = int(moves.abs().max()) if moves.numel() else 0
+    padded = torch.nn.functional.pad(flat, (k, k, k, k))
+    rows = (k - moves[:, :1]) + torch.arange(h)  # out[r, c] = image[r - down, c - right]
+    cols = (k - moves[:, 1:]) + torch.arange(w)
+    batch = torch.arange(len(flat))[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].reshape(images.shape)

@@ -46,10 +46,12 @@ _splits: dict[tuple[str, str | None], DigitSplit] = {}
 
 
 class RankingBatch(NamedTuple):
-    """Sets as digit-image indices into the training split ``(S, n, digits)`` and true ranks."""
+    """Sets as digit-image indices into the training split ``(S, n, digits)``, true ranks, and
+    each digit's (down, right) move in pixels ``(S, n, digits, 2)`` (None: no augmentation)."""
 
     index: torch.Tensor
     ranks: torch.Tensor
+    shifts: torch.Tensor | None = None
 
 
 def split(name: str, data_root: str | os.PathLike | None = None) -> DigitSplit:
@@ -67,7 +69,9 @@ class RankingTask(Task):
     ``head``: "sinkhorn" (ours), "classic" or "neuralsort" (see :mod:`..nn.ranking`); ``cnn``
     "digit" (one CNN of ``width`` channels reads every digit) or "protocol". Training sets hold
     ``n`` items, cycling through the sizes in ``n`` step by step (the classic head takes one
-    size); a step holds about ``items`` items (``round(items / n)`` sets). Gumbel-Sinkhorn:
+    size); a step holds about ``items`` items (``round(items / n)`` sets); with ``shift`` > 0
+    every training digit is moved by a random translation of up to ``shift`` pixels (drawn from
+    the batches' generator, so a seed and a resume give the same pictures). Gumbel-Sinkhorn:
     ``sampling``; NeuralSort's temperature is ``sampling.tau`` too. After each epoch,
     ``val_sets`` validation sets of each size in ``val_n`` (seed ``eval_seed``).
     The model returns ``log_alpha`` for every head (NeuralSort: its log relaxed permutation).
@@ -113,7 +117,11 @@ class RankingTask(Task):
             sets = sample_sets(
                 data, max(1, round(cfg.items / n)), n, cfg.digits, generator=generator
             )
-            batches.append(RankingBatch(sets.index, sets.ranks))
+            shifts = None
+            if cfg.shift:
+                shape = (*sets.index.shape, 2)
+                shifts = torch.randint(-cfg.shift, cfg.shift + 1, shape, generator=generator)
+            batches.append(RankingBatch(sets.index, sets.ranks, shifts))
         return batches
 
     def log_samples(self, log_alpha: torch.Tensor) -> torch.Tensor:
@@ -127,7 +135,8 @@ class RankingTask(Task):
     def loss(self, model: torch.nn.Module, batch: RankingBatch) -> torch.Tensor:
         """Cross-entropy with the true permutation (or reconstruction error), see the module."""
         device = batch.index.device
-        x = compose(self.split("train"), batch.index.cpu()).to(device)
+        shifts = None if batch.shifts is None else batch.shifts.cpu()
+        x = compose(self.split("train"), batch.index.cpu(), shifts=shifts).to(device)
         log_alpha = model(x)
         if self.config.head == "neuralsort":
             log_p = log_alpha.unsqueeze(0)
