@@ -65,10 +65,16 @@ def main(argv=None) -> int:
                         help="the JSON (default: docs/ranking-results.json, with the budget's "
                         "suffix for other --epochs)")  # fmt: skip
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
-    parser.add_argument("--no-report", action="store_true",
-                        help="train and test only: no JSON, figures or tables (one model of many)")
-    parser.add_argument("--loss-ablation", action="store_true",
-                        help="instead: our head with each loss for --ablation-steps steps")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="train and test only: no JSON, figures or tables (one model of many)",
+    )
+    parser.add_argument(
+        "--loss-ablation",
+        action="store_true",
+        help="instead: our head with each loss for --ablation-steps steps",
+    )
     parser.add_argument("--ablation-steps", type=int, default=1000)
     args = parser.parse_args(argv)
     if args.loss_ablation:
@@ -175,8 +181,11 @@ def tables(results: dict) -> str:
             cells.append(f"{m['exact_match']:.3f} ({m['elementwise']:.3f})" if m else "–")
         steps = "/".join(sorted({f"{r['steps']:,}" for r in models}))
         minutes = sorted(round(r["train_seconds"] / 60) for r in models)
-        wall = f"{minutes[0]} min" if minutes[0] == minutes[-1] else \
-            f"{minutes[0]}–{minutes[-1]} min each"
+        wall = (
+            f"{minutes[0]} min"
+            if minutes[0] == minutes[-1]
+            else f"{minutes[0]}–{minutes[-1]} min each"
+        )
         lines.append(f"| {label} (measured) | " + " | ".join(cells) + f" | {steps} | {wall} |")
     for name, row in PUBLISHED.items():
         cells = [f"{e:.3f} ({w:.3f})" for e, w in row] + ["–"]

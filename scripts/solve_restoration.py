@@ -45,8 +45,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     digits = load_mnist("test")[0][: args.n].unsqueeze(1)
-    print("| model | evaluate prop_exact | solve, resized (before): exact puzzles | pixel-exact "
-          "| solve, fit_image (now): exact puzzles | pixel-exact 28×28 |")
+    print(
+        "| model | evaluate prop_exact | solve, resized (before): exact puzzles | pixel-exact "
+        "| solve, fit_image (now): exact puzzles | pixel-exact 28×28 |"
+    )
     print("|---|---|---|---|---|---|")
     for name in args.names:
         task, model, stored = pretrained.load_model(name)
@@ -62,9 +64,11 @@ def main() -> None:
             fitted, fit = fit_image(digits, task.grid, shape, mode=task.fit)
             new_images, new_exact = restore(task, model, fitted, args.seed)
             new_pixels = (unfit_image(new_images, fit) == digits).flatten(1).all(1)
-        print(f"| {name} | {stored['prop_exact']:.4f} | {old_exact.float().mean():.4f} | "
-              f"{old_rate:.4f} | {new_exact.float().mean():.4f} | "
-              f"{new_pixels.float().mean():.4f} |")
+        print(
+            f"| {name} | {stored['prop_exact']:.4f} | {old_exact.float().mean():.4f} | "
+            f"{old_rate:.4f} | {new_exact.float().mean():.4f} | "
+            f"{new_pixels.float().mean():.4f} |"
+        )
 
 
 if __name__ == "__main__":

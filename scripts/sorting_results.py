@@ -51,8 +51,18 @@ def main(argv=None) -> int:
         name = f"sort-{n}" if args.model == "anchors" else f"sort-{args.model}-{n}"
         folder = pretrained.WEIGHTS_DIR if args.model == "anchors" else args.runs
         weights = Path(os.path.relpath(folder / f"{name}.pt"))
-        train = ["sorting", "train", "--n", n, *MODELS[args.model], *RECIPE,
-                 "--run-dir", args.runs / name, "--weights", weights]
+        train = [
+            "sorting",
+            "train",
+            "--n",
+            n,
+            *MODELS[args.model],
+            *RECIPE,
+            "--run-dir",
+            args.runs / name,
+            "--weights",
+            weights,
+        ]
         if not weights.exists():
             gumbel_sinkhorn(*train, "--quiet")
         commands.append(f"- N = {n}: `gumbel-sinkhorn {shlex.join(map(str, train))}`")
@@ -60,12 +70,26 @@ def main(argv=None) -> int:
         source = name if args.model == "anchors" else weights
         for label, options in TESTS.items():
             out = args.runs / f"{name}-{label.replace(' ', '')}.json"
-            commands.append("  `" + gumbel_sinkhorn(
-                "sorting", "evaluate", "--pretrained", source, "--n-lists", args.n_lists,
-                *options, "--output", out) + "`")
+            commands.append(
+                "  `"
+                + gumbel_sinkhorn(
+                    "sorting",
+                    "evaluate",
+                    "--pretrained",
+                    source,
+                    "--n-lists",
+                    args.n_lists,
+                    *options,
+                    "--output",
+                    out,
+                )
+                + "`"
+            )
             m = json.loads(out.read_text())
-            table.append(f"| {n} | {label} | {m['prop_wrong']:.4f} | "
-                         f"{m['prop_any_wrong']:.3f} | {m['kendall_tau']:.4f} | {seconds:.0f} s |")
+            table.append(
+                f"| {n} | {label} | {m['prop_wrong']:.4f} | "
+                f"{m['prop_any_wrong']:.3f} | {m['kendall_tau']:.4f} | {seconds:.0f} s |"
+            )
 
     print(f"\nModel: {args.model}\n")
     print("| N | test lists | prop. wrong | prop. any wrong | Kendall tau | training |")

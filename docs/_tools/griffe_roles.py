@@ -20,9 +20,7 @@ from pathlib import Path
 import griffe
 
 PACKAGE = "gumbel_sinkhorn"
-ROLE = re.compile(
-    r":(?:py:)?(func|meth|class|attr|mod|data|exc|obj|const):`(~?)([\w.]+)(\(\))?`"
-)
+ROLE = re.compile(r":(?:py:)?(func|meth|class|attr|mod|data|exc|obj|const):`(~?)([\w.]+)(\(\))?`")
 PLAIN = ("gumbel_sinkhorn.commands", "gumbel_sinkhorn.cli.main")
 
 

@@ -34,6 +34,8 @@ GUIDES = {
     "Benchmarks": "BENCHMARKS.md",
     "Reliability": "RELIABILITY.md",
 }
+
+
 def guides() -> dict[str, str]:
     """``GUIDES``, then every other Markdown page of docs/ under its first heading."""
     pages = dict(GUIDES)
@@ -50,8 +52,15 @@ SECTIONS = (
     ("Operators and metrics", (PACKAGE, "gumbel_sinkhorn.ops", "gumbel_sinkhorn.metrics")),
     ("Distributions", ("gumbel_sinkhorn.distributions",)),
     ("Networks", ("gumbel_sinkhorn.nn",)),
-    ("Tasks and training", ("gumbel_sinkhorn.tasks", "gumbel_sinkhorn.train",
-                            "gumbel_sinkhorn.pretrained", "gumbel_sinkhorn.configs")),
+    (
+        "Tasks and training",
+        (
+            "gumbel_sinkhorn.tasks",
+            "gumbel_sinkhorn.train",
+            "gumbel_sinkhorn.pretrained",
+            "gumbel_sinkhorn.configs",
+        ),
+    ),
     ("Data", ("gumbel_sinkhorn.data",)),
     ("Files, runs, errors, figures", ("gumbel_sinkhorn",)),
 )
@@ -99,8 +108,10 @@ def module_page(name: str, path: Path) -> str:
             [`gumbel_sinkhorn.ops`][gumbel_sinkhorn.ops] and
             [`gumbel_sinkhorn.metrics`][gumbel_sinkhorn.metrics].
             """)
-    return f"# `{name}`\n\n::: {name}\n    options:\n      show_root_heading: false\n" \
-           f"      members: {members}\n{extra}"
+    return (
+        f"# `{name}`\n\n::: {name}\n    options:\n      show_root_heading: false\n"
+        f"      members: {members}\n{extra}"
+    )
 
 
 def section_of(name: str) -> str:
@@ -146,8 +157,14 @@ def cli_page() -> str:
             add(f"{prog} {child}", child_parser, min(level + 1, 4))
 
     add("gumbel-sinkhorn", parser, 2)
-    lines += ["## The `gumbel_sinkhorn.cli` module", "", "::: gumbel_sinkhorn.cli",
-              "    options:", "      show_root_heading: false", ""]
+    lines += [
+        "## The `gumbel_sinkhorn.cli` module",
+        "",
+        "::: gumbel_sinkhorn.cli",
+        "    options:",
+        "      show_root_heading: false",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -179,8 +196,14 @@ def examples_page(notebooks: list[Path]) -> str:
     ]
     for path in notebooks:
         title, paragraph = notebook_summary(path)
-        lines += [f"## [{title}](examples/{path.name})", "", f"`examples/{path.name}`", "",
-                  paragraph, ""]
+        lines += [
+            f"## [{title}](examples/{path.name})",
+            "",
+            f"`examples/{path.name}`",
+            "",
+            paragraph,
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -191,9 +214,13 @@ _NAV: list = []
 
 def on_files(files: Files, config) -> Files:
     api_nav: dict[str, list] = {title: [] for title, _ in SECTIONS}
-    overview = ["# API reference", "",
-                "Every public module of the package, generated from the docstrings. The examples "
-                "in the docstrings run as doctests in the test suite.", ""]
+    overview = [
+        "# API reference",
+        "",
+        "Every public module of the package, generated from the docstrings. The examples "
+        "in the docstrings run as doctests in the test suite.",
+        "",
+    ]
     for name, path in public_modules():
         uri = f"api/{name}.md"
         files.append(File.generated(config, uri, content=module_page(name, path)))
@@ -219,8 +246,10 @@ def on_files(files: Files, config) -> Files:
         {"Home": "index.md"},
         {"Examples": "examples.md"},
         {"Guides": [{title: uri} for title, uri in guides().items()]},
-        {"API reference": [{"Overview": "api/index.md"}, {"Command line": "api/cli.md"}]
-         + [{title: pages} for title, pages in api_nav.items() if pages]},
+        {
+            "API reference": [{"Overview": "api/index.md"}, {"Command line": "api/cli.md"}]
+            + [{title: pages} for title, pages in api_nav.items() if pages]
+        },
     ]
     config["nav"] = _NAV
     return files
