@@ -39,6 +39,9 @@ MODELS = {  # weights name -> the options that differ
     "rank-neuralsort-skip": ["--head", "neuralsort", "--skip"],
     "rank-classic-5-skip": ["--head", "classic", "--n", 5, "--skip"],
     "rank-classic-15-skip": ["--head", "classic", "--n", 15, "--skip"],
+    # and every training digit moved by up to 2 pixels (--shift 2)
+    "rank-sinkhorn-skip-shift": ["--head", "sinkhorn", "--skip", "--shift", 2],
+    "rank-neuralsort-skip-shift": ["--head", "neuralsort", "--skip", "--shift", 2],
 }
 # shipped weights trained with other options than the recipe's (the later ones win)
 TRAINED_WITH = {"rank-sinkhorn-skip-40k": ["--threads", 2]}
