@@ -152,6 +152,7 @@ def run_method(
         n_samples=settings.n_samples,
         seed=seed,
         restarts=settings.restarts if method != "map" else 1,
+        antisymmetric=settings.antisymmetric,
         marginal_samples=marginal_samples,
         progress=progress,
     )

@@ -41,7 +41,12 @@ class Stats:
 
 
 def expected_sq_error(
-    Q: torch.Tensor, stats: Stats, mean: torch.Tensor, var: torch.Tensor | None = None
+    Q: torch.Tensor,
+    stats: Stats,
+    mean: torch.Tensor,
+    var: torch.Tensor | None = None,
+    *,
+    antisymmetric: bool = False,
 ) -> torch.Tensor:
     """``E_W ||Ya - Q W Q^T Yb||^2`` for independent ``W_kl ~ N(mean_kl, var_kl)``, per worm.
 
@@ -58,13 +63,19 @@ def expected_sq_error(
     weights ``(N, N)``; out ``(..., J)``. ``var`` adds ``sum_kl var_kl (Q^T Q)_kk (Q^T gram Q)_ll``.
     Through ``M = Q W Q^T``: ``fit = <M, cross^T>`` and ``spread = <M gram, M>``, three products
     of ``(N, N)`` matrices (four with ``var``).
+    ``antisymmetric``: ``W_lk = -W_kl`` (one Gaussian per pair, ``var`` symmetric), which adds
+    ``- sum_kl var_kl (Q^T Q)_kl (Q^T gram Q)_kl`` (two products more).
     """
     M = Q @ mean @ Q.transpose(-1, -2)
     fit = (M * stats.cross.transpose(-1, -2)).sum((-1, -2))
     spread = (M @ stats.gram * M).sum((-1, -2))
     out = stats.energy - 2 * fit + spread
     if var is not None:
+        gram_q = stats.gram @ Q
         diag_k = Q.square().sum(-2)[..., :, None]
-        diag_g = (stats.gram @ Q * Q).sum(-2)[..., None, :]
+        diag_g = (gram_q * Q).sum(-2)[..., None, :]
         out = out + (var * diag_k * diag_g).sum((-1, -2))
+        if antisymmetric:
+            Qt = Q.transpose(-1, -2)
+            out = out - (var * (Qt @ Q) * (Qt @ gram_q)).sum((-1, -2))
     return out

@@ -10,7 +10,8 @@ Three methods share one loop (Adam on a Monte Carlo objective) and differ only i
 - ``map``: a point estimate, ``P_j = S(scores_j / tau)`` (no noise) and ``W`` a point; the
   objective is the negative log joint.
 
-``q(W)`` is a Gaussian with independent entries on the connectome's pattern (prior N(0, 1)).
+``q(W)`` is a Gaussian with independent entries on the connectome's pattern (prior N(0, 1)), or
+with ``antisymmetric=True`` one per connected pair (``W_lk = -W_kl``, as simulated).
 The answer is the hard matching of the scores (each worm's most likely complete assignment).
 """
 
@@ -62,6 +63,7 @@ def fit_vi(
     n_samples: int = 1,
     seed: int = 0,
     restarts: int = 1,
+    antisymmetric: bool = False,
     marginal_samples: int = 100,
     progress: bool = True,
 ) -> InferenceResult:
@@ -76,7 +78,9 @@ def fit_vi(
     parameters (the weights are of order 0.1; see docs/CELEGANS.md for what a smaller one does);
     ``tau`` and ``n_iter``: temperature and Sinkhorn iterations (Gumbel-Sinkhorn and MAP);
     ``n_samples``: Monte Carlo samples per step; ``marginal_samples``: hard samples drawn at the
-    end to estimate Gumbel-Sinkhorn's marginals.
+    end to estimate Gumbel-Sinkhorn's marginals. ``antisymmetric``: ``q(W)`` (or MAP's point)
+    has ``W_lk = -W_kl``, as the simulated weights do: one Gaussian per connected pair of the
+    pattern (prior N(0, 1)) instead of one per entry.
     ``restarts``: independent runs of a VI method (the first with ``seed``, the others with
     seeds drawn from it), of which the one with the lowest final objective (the mean of the last
     tenth of its recorded values) is the result; its ``history`` is that run's, ``objectives``
@@ -99,6 +103,7 @@ def fit_vi(
         _checks.positive(tau, "tau"),
         _checks.count(n_iter, "n_iter"),
         _checks.count(n_samples, "n_samples"),
+        bool(antisymmetric),
         progress,
     )
     marginal_samples = _checks.count(marginal_samples, "marginal_samples", minimum=0)
@@ -144,6 +149,7 @@ class _Fit:
     tau: float
     n_iter: int
     n_samples: int
+    antisymmetric: bool
     progress: bool
 
     def run(self, worms: Worms, stats: Stats, seed: int, label: str):
@@ -155,6 +161,7 @@ class _Fit:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             scores = torch.zeros(mask.shape, dtype=dtype, requires_grad=True)
+            free = pattern.triu(1) if self.antisymmetric else pattern  # the free entries
             mean = torch.zeros_like(pattern, requires_grad=True)
             log_std = torch.full_like(pattern, -3.0, requires_grad=True)
             weights = [mean] + ([log_std] if method != "map" else [])
@@ -179,14 +186,17 @@ class _Fit:
                         scores.masked_fill(~mask, _NEG_INF), n_iter=n_iter, tau=tau, mask=mask
                     )
                     kl_p = 0.0
-                W = mean * pattern
+                U = mean * free
+                W = U - U.mT if self.antisymmetric else U
                 if method == "map":
                     sq_error = expected_sq_error(P, stats, W)
-                    penalty = 0.5 * W.square().sum()
+                    penalty = 0.5 * U.square().sum()
                 else:
-                    var = torch.exp(2 * log_std) * pattern
-                    sq_error = expected_sq_error(P, stats, W, var)
-                    penalty = 0.5 * ((var + W.square() - 1 - 2 * log_std) * pattern).sum()
+                    var = torch.exp(2 * log_std) * free
+                    penalty = 0.5 * ((var + U.square() - 1 - 2 * log_std) * free).sum()
+                    if self.antisymmetric:
+                        var = var + var.mT
+                    sq_error = expected_sq_error(P, stats, W, var, antisymmetric=self.antisymmetric)
                 nll = sq_error.sum(-1).mean() / (2 * worms.noise_std**2)
                 loss = nll + penalty + kl_p
                 optimizer.zero_grad()

@@ -65,6 +65,9 @@ class Settings(Config):
     restarts: int = option(
         1, "VI: independent runs, the one with the lowest final objective kept (MAP: one run)"
     )
+    antisymmetric: bool = option(
+        False, "VI / MAP: the weights antisymmetric (W_lk = -W_kl, as simulated), one per pair"
+    )
     sweeps: int = option(100, "MCMC sweeps")
     anneal_from: float = option(
         1.0, "MCMC: the likelihood's power at the first sweep, raised to 1 over the burn-in"
