@@ -58,6 +58,14 @@ class _PerturbedScores(Distribution):
             setattr(self, name, value.expand(batch_shape))
         super().__init__(batch_shape, torch.Size((n, n)), validate_args=validate_args)
 
+    def log_prob(self, value):
+        """Not available: neither distribution has a tractable density (see the module)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no tractable density, so no log_prob; for variational "
+            "inference use torch.distributions.kl_divergence(q, p), the closed-form KL between "
+            "the Gumbel-perturbed scores (an upper bound on the KL between the distributions)"
+        )
+
     @property
     def allowed(self) -> torch.Tensor:
         """Bool ``(*batch_shape, N, N)``: the entries a sample may use."""
