@@ -50,7 +50,7 @@ def test_annealed_mcmc_recovers_the_names_by_another_path(easy):
     assert annealed.history[0] < plain.history[0]
 
 
-def test_antisymmetric_weights_change_the_objective_not_its_scale(easy):
+def test_antisymmetric_weights_fit_as_well_with_half_the_kl_terms(easy):
     plain = fit_vi(easy.worms, steps=30, seed=1, progress=False, marginal_samples=0)
     paired = fit_vi(easy.worms, steps=30, seed=1, progress=False, marginal_samples=0,
                     antisymmetric=True)  # fmt: skip
