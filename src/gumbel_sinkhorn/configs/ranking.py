@@ -20,7 +20,7 @@ from ..errors import InvalidValueError
 from . import Config, SamplingConfig, check, count, option
 
 HEADS = ("sinkhorn", "classic", "neuralsort")
-CNNS = ("digit", "protocol")
+CNNS = ("digit", "places", "protocol")
 LOSSES = ("permutation", "reconstruction")
 
 
@@ -53,8 +53,9 @@ class RankingConfig(Config):
     digits: int = option(4, "digits per number")
     cnn: str = option(
         "digit",
-        "digit: one small CNN reads each 28x28 digit; protocol: the published CNN on the whole "
-        "picture",
+        "digit: one small CNN reads each 28x28 digit; places: the same CNN reads each digit as "
+        "one of --symbols latent symbols with learned values, the head weighs the places; "
+        "protocol: the published CNN on the whole picture",
         choices=CNNS,
     )
     width: int = option(8, "digit CNN: channels of its first layer")
@@ -64,6 +65,7 @@ class RankingConfig(Config):
         "digit CNN: the item's features also hold its digits' features, a linear path from the "
         "digits to the score",
     )
+    symbols: int = option(10, "places CNN: latent symbols a digit is read as")
     shift: int = option(
         0,
         "training pictures only: each digit image moved by up to this many pixels down/up and "
@@ -101,6 +103,11 @@ class RankingConfig(Config):
         check(self, val_n=sizes)
         check(self, digits=lambda v, name: count(v, "digits (per number)"))
         check(self, width=count, hidden=count, items=count, steps_per_epoch=count)
+        check(self, symbols=lambda v, name: count(v, name, minimum=2))
+        if self.skip and self.cnn != "digit":
+            raise InvalidValueError(
+                f"skip is an option of the digit CNN, not of the {self.cnn!r} one"
+            )
         check(self, shift=lambda v, name: count(v, "shift (pixels)", minimum=0))
         if self.shift >= 14:
             raise InvalidValueError(f"shift must be below 14 (half a digit), got {self.shift}")

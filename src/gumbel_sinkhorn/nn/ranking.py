@@ -23,6 +23,7 @@ from .. import _checks
 from ..errors import InvalidValueError
 
 HEADS = ("sinkhorn", "classic", "neuralsort")
+CNNS = ("digit", "places", "protocol")
 DIGIT = 28  # MNIST digits are 28 x 28
 
 
@@ -110,17 +111,7 @@ class DigitCNN(nn.Module):
         width = _checks.count(width, "width")
         self.features = _checks.count(features, "features")
         self.hidden = _checks.count(hidden, "hidden")
-        self.digit = nn.Sequential(
-            nn.Conv2d(1, width, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(2 * width * (DIGIT // 4) ** 2, self.features),
-            nn.ReLU(),
-        )
+        self.digit = _digit_reader(width, self.features)
         self.combine = nn.Sequential(nn.Linear(self.digits * self.features, self.hidden), nn.ReLU())
         self.skip = bool(skip)
         self.out_features = self.hidden + (self.digits * self.features if self.skip else 0)
@@ -128,11 +119,44 @@ class DigitCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_pictures(x, self.digits)
         lead = x.shape[:-2]
-        digits = x.reshape(-1, DIGIT, self.digits, DIGIT).transpose(1, 2)
-        f = self.digit(digits.reshape(-1, 1, DIGIT, DIGIT))  # (items · digits, features)
+        f = self.digit(_digit_crops(x, self.digits))  # (items · digits, features)
         f = f.reshape(-1, self.digits * self.features)
         out = torch.cat([self.combine(f), f], -1) if self.skip else self.combine(f)
         return out.reshape(*lead, -1)
+
+
+class PlaceValueCNN(nn.Module):
+    """Item features = its digits' values, one per place: the digit network of
+    :class:`DigitCNN` reads every digit, a softmax picks one of ``symbols`` latent symbols, and
+    the digit's value is the expected learned value of its symbol.
+
+    >>> net = PlaceValueCNN(digits=4)
+    >>> net(torch.zeros(2, 5, 28, 112)).shape
+    torch.Size([2, 5, 4])
+
+    Shapes: ``(..., 28, 28·digits)`` pictures in, ``(..., digits)`` out (leading place first).
+    A head's linear layer then weighs the places, one weight each. Why: a score that orders
+    4-digit numbers must resolve the last place's step under the first place's, 1,000 times
+    larger, so a digit's value must hardly vary with its handwriting; a confident softmax gives
+    every picture of a symbol nearly the same value, where a linear readout of features does
+    not. The symbols are latent (no digit labels): which picture gets which symbol, and what a
+    symbol is worth, are learned from the rankings alone.
+    """
+
+    def __init__(self, digits: int = 4, *, width: int = 8, features: int = 32, symbols: int = 10):
+        super().__init__()
+        self.digits = self.out_features = _checks.count(digits, "digits (per number)")
+        self.features = _checks.count(features, "features")
+        self.symbols = _checks.count(symbols, "symbols", minimum=2)
+        self.digit = _digit_reader(_checks.count(width, "width"), self.features)
+        self.symbol = nn.Linear(self.features, self.symbols)
+        self.values = nn.Parameter(torch.linspace(-1.0, 1.0, self.symbols))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_pictures(x, self.digits)
+        lead = x.shape[:-2]
+        choice = self.symbol(self.digit(_digit_crops(x, self.digits))).softmax(-1)
+        return (choice @ self.values).reshape(*lead, self.digits)
 
 
 class ProtocolCNN(nn.Module):
@@ -183,7 +207,8 @@ class RankingNet(nn.Module):
     (a linear layer maps each item's features to its row of ``n`` rank scores: only sets of
     that ``n``) or "neuralsort" (:func:`neuralsort` at temperature ``tau``, log-probabilities,
     transposed to rows = items, ranks smallest first; any n). ``cnn``: "digit"
-    (:class:`DigitCNN`, ``width``, ``skip``) or "protocol" (:class:`ProtocolCNN`).
+    (:class:`DigitCNN`, ``width``, ``skip``), "places" (:class:`PlaceValueCNN`, ``width``,
+    ``symbols``) or "protocol" (:class:`ProtocolCNN`).
 
     Shapes: ``(..., n, 28, 28·digits)`` in, ``(..., n, n)`` out: row i item i, column j rank j.
     """
@@ -198,20 +223,23 @@ class RankingNet(nn.Module):
         width: int = 8,
         hidden: int = 64,
         skip: bool = False,
+        symbols: int = 10,
         tau: float = 1.0,
     ):
         super().__init__()
         if head not in HEADS:
             raise InvalidValueError(f"head must be one of {HEADS}, got {head!r}")
         self.head = head
+        if cnn not in CNNS:
+            raise InvalidValueError(f"cnn must be one of {CNNS}, got {cnn!r}")
+        if skip and cnn != "digit":
+            raise InvalidValueError(f"skip is an option of the digit CNN, not of the {cnn!r} one")
         if cnn == "digit":
             self.cnn = DigitCNN(digits, width=width, hidden=hidden, skip=skip)
-        elif cnn == "protocol" and skip:
-            raise InvalidValueError("skip is an option of the digit CNN, not of the protocol's")
-        elif cnn == "protocol":
-            self.cnn = ProtocolCNN(digits, hidden=hidden)
+        elif cnn == "places":
+            self.cnn = PlaceValueCNN(digits, width=width, symbols=symbols)
         else:
-            raise InvalidValueError(f"cnn must be 'digit' or 'protocol', got {cnn!r}")
+            self.cnn = ProtocolCNN(digits, hidden=hidden)
         self.tau = _checks.positive(tau, "tau")
         if head == "classic":
             if n is None:
@@ -247,6 +275,28 @@ class RankingNet(nn.Module):
             return rank_scores(s, self.log_scale)
         # rank i of NeuralSort's matrix is the i-th largest: reverse the rows, then transpose
         return neuralsort(s, self.tau, log=True).flip(-2).transpose(-1, -2)
+
+
+def _digit_reader(width: int, features: int) -> nn.Sequential:
+    """The small CNN that reads one 28 x 28 digit: ``(B, 1, 28, 28)`` in, ``(B, features)`` out."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * (DIGIT // 4) ** 2, features),
+        nn.ReLU(),
+    )
+
+
+def _digit_crops(x: torch.Tensor, digits: int) -> torch.Tensor:
+    """Pictures ``(..., 28, 28·digits)`` cut into their digits, ``(items · digits, 1, 28, 28)``,
+    each item's digits together, leading digit first."""
+    crops = x.reshape(-1, DIGIT, digits, DIGIT).transpose(1, 2)
+    return crops.reshape(-1, 1, DIGIT, DIGIT)
 
 
 def _check_pictures(x: torch.Tensor, digits: int) -> None:

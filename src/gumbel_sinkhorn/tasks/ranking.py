@@ -103,6 +103,7 @@ class RankingTask(Task):
             width=cfg.width,
             hidden=cfg.hidden,
             skip=cfg.skip,
+            symbols=cfg.symbols,
             tau=cfg.sampling.tau,
         )
 
