@@ -4,7 +4,14 @@ import math
 import pytest
 import torch
 
-from gumbel_sinkhorn.nn.ranking import DigitCNN, ProtocolCNN, RankingNet, neuralsort, rank_scores
+from gumbel_sinkhorn.nn.ranking import (
+    DigitCNN,
+    PlaceValueCNN,
+    ProtocolCNN,
+    RankingNet,
+    neuralsort,
+    rank_scores,
+)
 from gumbel_sinkhorn.ops import matching, sinkhorn
 
 
@@ -76,9 +83,9 @@ def test_rank_scores_swapping_neighbours_costs_twice_the_scale_for_every_n():
 def test_heads_shapes_and_permutation_equivariance():
     x = torch.randn(2, 5, 28, 56, generator=torch.Generator().manual_seed(0))
     perm = torch.tensor([3, 0, 4, 1, 2])
-    for head in ("sinkhorn", "classic", "neuralsort"):
+    for head, cnn in itertools.product(("sinkhorn", "classic", "neuralsort"), ("digit", "places")):
         torch.manual_seed(0)
-        net = RankingNet(head, digits=2, n=5).eval()
+        net = RankingNet(head, digits=2, n=5, cnn=cnn).eval()
         log_alpha = net(x)
         assert log_alpha.shape == (2, 5, 5) and log_alpha.isfinite().all()
         # permuting the items permutes the rows (the sets have no order)
@@ -113,9 +120,71 @@ def test_skip_passes_the_digit_features_to_the_head():
     torch.testing.assert_close(ranker.scores(sets), direct)
 
 
+def test_place_values_are_each_digits_expected_symbol_value_and_the_head_weighs_the_places():
+    torch.manual_seed(0)
+    net = PlaceValueCNN(digits=3, symbols=6)
+    x = torch.randn(4, 28, 84, generator=torch.Generator().manual_seed(0))
+    crops = x.reshape(4, 28, 3, 28).permute(0, 2, 1, 3).reshape(12, 1, 28, 28)
+    for item in range(4):
+        for place in range(3):
+            p = net.symbol(net.digit(crops[3 * item + place : 3 * item + place + 1])).softmax(-1)
+            expected = (p * net.values).sum()
+            torch.testing.assert_close(net(x)[item, place], expected)
+    # one digit network and one readout for every place: the same digit, the same value
+    values = net(x[:, :, :28].repeat(1, 1, 3))
+    torch.testing.assert_close(values, values[:, :1].expand(4, 3))
+    # a value is a mix of the symbols' values
+    assert (values >= net.values.min()).all() and (values <= net.values.max()).all()
+    # the "sinkhorn" head's score: one weight per place
+    ranker = RankingNet("sinkhorn", digits=3, cnn="places", symbols=6)
+    assert ranker.out.in_features == 3
+    sets = torch.randn(2, 5, 28, 84, generator=torch.Generator().manual_seed(1))
+    places = ranker.cnn(sets)
+    expected = places @ ranker.out.weight[0] + ranker.out.bias
+    torch.testing.assert_close(ranker.scores(sets), expected)
+
+
+def test_place_values_order_numbers_when_the_symbols_are_the_digits():
+    """Symbols set to the digits and place weights 100 / 10 / 1: the scores are the numbers."""
+    net = RankingNet("sinkhorn", digits=3, cnn="places", symbols=10)
+    with torch.no_grad():
+        net.cnn.values.copy_(torch.arange(10.0))
+        net.out.weight.copy_(torch.tensor([[100.0, 10.0, 1.0]]))
+        net.out.bias.zero_()
+    numbers = torch.tensor([[907, 98, 910, 11, 100]])
+    digits = torch.stack([numbers // 100, numbers // 10 % 10, numbers % 10], -1)  # (1, 5, 3)
+    # a digit network whose logits are sharp one-hots of the digit: stub it with the labels
+    logits = torch.nn.functional.one_hot(digits.flatten(), 10).float() * 50
+    net.cnn.symbol = torch.nn.Identity()
+    net.cnn.digit = _Lookup(logits)
+    pictures = torch.zeros(1, 5, 28, 84)
+    torch.testing.assert_close(net.scores(pictures), numbers.float(), rtol=1e-4, atol=1e-3)
+    assert matching(net(pictures)).tolist() == [[3, 1, 4, 0, 2]]
+
+
+class _Lookup(torch.nn.Module):
+    """Returns fixed rows in order, one per digit crop (stands in for the digit network)."""
+
+    def __init__(self, rows: torch.Tensor):
+        super().__init__()
+        self.rows = rows
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        assert crops.shape[0] == self.rows.shape[0]
+        return self.rows
+
+
 def test_bad_shapes_and_options_are_clear_errors():
     with pytest.raises(ValueError, match="skip is an option of the digit CNN"):
         RankingNet("sinkhorn", cnn="protocol", skip=True)
+    with pytest.raises(ValueError, match="skip is an option of the digit CNN, not of the 'places'"):
+        RankingNet("sinkhorn", cnn="places", skip=True)
+    with pytest.raises(ValueError, match="cnn must be one of"):
+        RankingNet("sinkhorn", cnn="resnet")
+    with pytest.raises(ValueError, match="symbols must be >= 2, got 1"):
+        PlaceValueCNN(4, symbols=1)
+    with pytest.raises(ValueError, match=r"pictures of 2 digits \(\.\.\., 28, 56\)"):
+        PlaceValueCNN(2)(torch.zeros(2, 28, 28))
     with pytest.raises(ValueError, match=r"pictures of 4 digits \(\.\.\., 28, 112\)"):
         DigitCNN(4)(torch.zeros(2, 28, 56))
     with pytest.raises(ValueError, match="28, 56"):

@@ -47,7 +47,8 @@ def test_config_round_trip_and_old_flat_names():
 @pytest.mark.parametrize(
     "options",
     [dict(n=1), dict(n=(3, 1)), dict(digits=0), dict(head="classic", n=(3, 5)), dict(head="x"),
-     dict(shift=-1), dict(shift=14), dict(shift=1.5)],
+     dict(shift=-1), dict(shift=14), dict(shift=1.5), dict(symbols=1),
+     dict(cnn="places", skip=True)],
 )  # fmt: skip
 def test_bad_options_are_invalid_value_errors(options):
     with pytest.raises(InvalidValueError):
@@ -149,11 +150,12 @@ def test_weights_round_trip_and_test_sets_are_fixed(trained, tmp_path, one_threa
 @needs_mnist
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kind", ["permutation", "reconstruction"])
-def test_losses_are_finite_and_reach_the_cnn(head, kind, one_thread):
+@pytest.mark.parametrize("cnn", ["digit", "places"])
+def test_losses_are_finite_and_reach_the_cnn(head, kind, cnn, one_thread):
     from gumbel_sinkhorn.tasks.ranking import RankingTask
 
     sampling = dataclasses.replace(RankingConfig().sampling, n_samples=3)
-    task = RankingTask.create(head=head, loss_kind=kind, **{**SMALL, "n": (4,)},
+    task = RankingTask.create(head=head, loss_kind=kind, cnn=cnn, **{**SMALL, "n": (4,)},
                               sampling=sampling, steps_per_epoch=1)  # fmt: skip
     model = task.build_model()
     loss = task.loss(model, task.train_batches(0, torch.Generator().manual_seed(0))[0])
