@@ -49,6 +49,11 @@ class RankingConfig(Config):
         "item alone scores every rank; neuralsort: NeuralSort's deterministic relaxation",
         choices=HEADS,
     )
+    standardise: bool = option(
+        True,
+        "our head: each set's scores standardised to the spread of the ranks (off: centred "
+        "only, their scale learned, as NeuralSort's)",
+    )
     n: tuple[int, ...] = option((3, 5, 7, 9, 15), "items per training set, cycled step by step")
     digits: int = option(4, "digits per number")
     cnn: str = option(

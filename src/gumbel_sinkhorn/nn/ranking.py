@@ -51,7 +51,9 @@ def neuralsort(scores: torch.Tensor, tau: float = 1.0, *, log: bool = False) -> 
     return logits.log_softmax(-1) if log else logits.softmax(-1)
 
 
-def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> torch.Tensor:
+def rank_scores(
+    scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0, *, standardise: bool = True
+) -> torch.Tensor:
     """Our head: ``log_alpha[..., i, j] = -exp(log_scale) * (u_i - r_j)**2``.
 
     >>> s = torch.tensor([0.3, 2.0, -1.0, 0.5])
@@ -66,6 +68,12 @@ def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> 
     ``2 exp(log_scale) u_i r_j`` depends on both the row and the column, so hard matching
     maximises ``sum_i u_i r_perm(i)``: the items in the order of their scores (rearrangement
     inequality). Swapping two neighbours costs about ``2 exp(log_scale)``, whatever n.
+
+    ``standardise=False``: ``u`` are the scores centred only, so their scale is the network's
+    to learn, as with NeuralSort's scores: a swap costs ``2 exp(log_scale)`` times the gap of
+    the two scores, and a scorer can set far apart the items it is sure of. Needed when the
+    scores are linear in what they read (numbers a few units apart among thousands, as the
+    places CNN scores them): standardised, such items sit almost on one rank.
     """
     _checks.tensor(scores, "scores", min_dim=1, floating=True)
     n = scores.shape[-1]
@@ -73,9 +81,10 @@ def rank_scores(scores: torch.Tensor, log_scale: torch.Tensor | float = 0.0) -> 
         raise InvalidValueError(
             f"a set must hold at least 2 items, got shape {tuple(scores.shape)}"
         )
-    centred = scores - scores.mean(-1, keepdim=True)
-    spread = centred.square().mean(-1, keepdim=True).add(1e-12).sqrt()
-    u = centred / spread * math.sqrt((n * n - 1) / 12)
+    u = scores - scores.mean(-1, keepdim=True)
+    if standardise:
+        spread = u.square().mean(-1, keepdim=True).add(1e-12).sqrt()
+        u = u / spread * math.sqrt((n * n - 1) / 12)
     r = torch.arange(n, dtype=scores.dtype, device=scores.device) - (n - 1) / 2
     log_scale = torch.as_tensor(log_scale, dtype=scores.dtype, device=scores.device)
     return -log_scale.exp() * (u.unsqueeze(-1) - r).square()
@@ -224,6 +233,7 @@ class RankingNet(nn.Module):
         hidden: int = 64,
         skip: bool = False,
         symbols: int = 10,
+        standardise: bool = True,
         tau: float = 1.0,
     ):
         super().__init__()
@@ -251,6 +261,7 @@ class RankingNet(nn.Module):
             self.out = nn.Linear(self.cnn.out_features, 1)
             if head == "sinkhorn":
                 self.log_scale = nn.Parameter(torch.zeros(()))
+                self.standardise = bool(standardise)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """One scalar score per item, ``(..., n)`` (the "sinkhorn" and "neuralsort" heads)."""
@@ -272,7 +283,7 @@ class RankingNet(nn.Module):
             return self.out(self.cnn(x))
         s = self.scores(x)
         if self.head == "sinkhorn":
-            return rank_scores(s, self.log_scale)
+            return rank_scores(s, self.log_scale, standardise=self.standardise)
         # rank i of NeuralSort's matrix is the i-th largest: reverse the rows, then transpose
         return neuralsort(s, self.tau, log=True).flip(-2).transpose(-1, -2)
 

@@ -104,6 +104,7 @@ class RankingTask(Task):
             hidden=cfg.hidden,
             skip=cfg.skip,
             symbols=cfg.symbols,
+            standardise=cfg.standardise,
             tau=cfg.sampling.tau,
         )
 
