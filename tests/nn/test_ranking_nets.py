@@ -56,8 +56,11 @@ def test_rank_scores_sort_any_scores_by_construction():
     for n in (2, 3, 7, 15, 32):
         s = torch.randn(30, n, generator=gen, dtype=torch.float64)
         for scale, shift in ((1.0, 0.0), (1e-3, 5.0), (40.0, -3.0)):
-            log_alpha = rank_scores(scale * s + shift, log_scale=torch.tensor(2.0))
-            assert torch.equal(matching(log_alpha), s.argsort(-1).argsort(-1))
+            for standardise in (True, False):
+                log_alpha = rank_scores(
+                    scale * s + shift, log_scale=torch.tensor(2.0), standardise=standardise
+                )
+                assert torch.equal(matching(log_alpha), s.argsort(-1).argsort(-1))
 
 
 def test_rank_scores_against_all_permutations():
@@ -68,6 +71,32 @@ def test_rank_scores_against_all_permutations():
         for p in itertools.permutations(range(5))
     }
     assert max(totals, key=totals.get) == tuple(s.argsort().argsort().tolist())
+
+
+def test_unstandardised_rank_scores_are_centred_scores_and_their_scale_counts():
+    s = torch.tensor([[3.0, -1.0, 0.5, 10.0]], dtype=torch.float64)
+    u = s - s.mean()
+    r = torch.arange(4, dtype=torch.float64) - 1.5
+    expected = -2.0 * (u.unsqueeze(-1) - r).square()
+    torch.testing.assert_close(rank_scores(s, math.log(2.0), standardise=False), expected)
+    # a shift changes nothing; a scale changes what a swap costs (standardised: nothing)
+    torch.testing.assert_close(
+        rank_scores(s + 7, standardise=False), rank_scores(s, standardise=False)
+    )
+
+    def swap_cost(log_alpha):  # items 1 and 2 (ranks 0 and 1) exchanged
+        a = log_alpha[0]
+        return (a[1, 0] + a[2, 1] - a[1, 1] - a[2, 0]).item()
+
+    assert swap_cost(rank_scores(3 * s, standardise=False)) == pytest.approx(
+        3 * swap_cost(rank_scores(s, standardise=False))
+    )
+    assert swap_cost(rank_scores(3 * s)) == pytest.approx(swap_cost(rank_scores(s)))
+    net = RankingNet("sinkhorn", digits=1, standardise=False)
+    x = torch.randn(2, 5, 28, 28, generator=torch.Generator().manual_seed(0))
+    expected = rank_scores(net.scores(x), net.log_scale, standardise=False)
+    torch.testing.assert_close(net(x), expected)
+    assert not torch.allclose(net(x), rank_scores(net.scores(x), net.log_scale))
 
 
 def test_rank_scores_swapping_neighbours_costs_twice_the_scale_for_every_n():

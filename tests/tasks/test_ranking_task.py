@@ -42,6 +42,8 @@ def test_config_round_trip_and_old_flat_names():
     assert RankingConfig.from_dict(cfg.to_dict()) == cfg
     old = RankingConfig.from_dict({"n": [3], "tau": 0.5, "loss": "permutation"})
     assert old.sampling.tau == 0.5 and old.n == (3,)
+    # configs written before the places CNN and the unstandardised head read as they were
+    assert old.cnn == "digit" and old.standardise and old.symbols == 10
 
 
 @pytest.mark.parametrize(
