@@ -44,8 +44,8 @@ MODELS = {  # weights name -> the options that differ
     "rank-neuralsort-skip-shift": ["--head", "neuralsort", "--skip", "--shift", 2],
     # the places CNN (each digit one of 10 latent symbols with learned values, one weight per
     # place); our head on centred scores (--no-standardise)
-    "rank-sinkhorn-places-raw-shift": ["--head", "sinkhorn", "--cnn", "places", "--no-standardise",
-                                       "--shift", 2],
+    "rank-sinkhorn-places-raw-shift": ["--head", "sinkhorn", "--cnn", "places",
+                                       "--no-standardise", "--shift", 2],  # fmt: skip
     "rank-neuralsort-places-shift": ["--head", "neuralsort", "--cnn", "places", "--shift", 2],
 }
 # shipped weights trained with other options than the recipe's (the later ones win)
