@@ -26,6 +26,7 @@ from gumbel_sinkhorn.pretrained import WEIGHTS_DIR, load_model
 
 EPOCHS, STEPS = 12, 500  # the first budget; --epochs gives another (weights named rank-*-20k)
 RECIPE = ["--steps", STEPS, "--items", 100, "--lr", 1e-3, "--seed", 0, "--threads", 1]
+PLACES = ["--cnn", "places", "--shift", 2]
 MODELS = {  # weights name -> the options that differ
     "rank-sinkhorn": ["--head", "sinkhorn"],
     "rank-neuralsort": ["--head", "neuralsort"],
@@ -44,9 +45,8 @@ MODELS = {  # weights name -> the options that differ
     "rank-neuralsort-skip-shift": ["--head", "neuralsort", "--skip", "--shift", 2],
     # the places CNN (each digit one of 10 latent symbols with learned values, one weight per
     # place); our head on centred scores (--no-standardise)
-    "rank-sinkhorn-places-raw-shift": ["--head", "sinkhorn", "--cnn", "places",
-                                       "--no-standardise", "--shift", 2],  # fmt: skip
-    "rank-neuralsort-places-shift": ["--head", "neuralsort", "--cnn", "places", "--shift", 2],
+    "rank-sinkhorn-places-raw-shift": ["--head", "sinkhorn", "--no-standardise", *PLACES],
+    "rank-neuralsort-places-shift": ["--head", "neuralsort", *PLACES],
 }
 # shipped weights trained with other options than the recipe's (the later ones win)
 TRAINED_WITH = {"rank-sinkhorn-skip-40k": ["--threads", 2]}
