@@ -37,6 +37,10 @@ def test_simulate_then_infer(tmp_path, capsys):
         main(["infer", "--simulation", str(sim), "--method", "mcmc", "--sweeps", "2", "--quiet"])
         == 0
     )
+    capsys.readouterr()
+    mcmc = ["infer", "--simulation", str(sim), "--method", "mcmc", "--sweeps", "2", "--quiet"]
+    assert main([*mcmc, "--antisymmetric"]) == 2
+    assert "--antisymmetric is an option of the VI methods and MAP" in capsys.readouterr().err
 
 
 def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..configs.celegans import METHODS, TABLE_NAMES, Settings, SimulationConfig
-from ..errors import BadFileError, MissingFileError
+from ..errors import BadFileError, InvalidValueError, MissingFileError
 from ._common import Actions, add_config_options, config_from_args, int_at_least, output_path
 
 
@@ -47,6 +47,11 @@ def infer_cmd(args) -> int:
     output = output_path(args.output, (".json",), "--output")
     figure = output_path(args.posterior_figure, (".png",), "--posterior-figure")
     settings = config_from_args(Settings(), args)
+    if args.method == "mcmc" and settings.antisymmetric:
+        raise InvalidValueError(
+            "--antisymmetric is an option of the VI methods and MAP; MCMC's Gibbs step draws "
+            "every weight on its own"
+        )
     config = None if args.simulation else config_from_args(SimulationConfig(), args)
     torch.set_num_threads(args.threads)
     sim = _load_simulation(args.simulation) if config is None else simulate(config, seed=args.seed)
