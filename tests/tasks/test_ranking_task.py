@@ -50,7 +50,7 @@ def test_config_round_trip_and_old_flat_names():
     "options",
     [dict(n=1), dict(n=(3, 1)), dict(digits=0), dict(head="classic", n=(3, 5)), dict(head="x"),
      dict(shift=-1), dict(shift=14), dict(shift=1.5), dict(symbols=1),
-     dict(cnn="places", skip=True)],
+     dict(cnn="places", skip=True), dict(head="neuralsort", standardise=False)],
 )  # fmt: skip
 def test_bad_options_are_invalid_value_errors(options):
     with pytest.raises(InvalidValueError):

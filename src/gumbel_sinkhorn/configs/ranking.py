@@ -109,6 +109,8 @@ class RankingConfig(Config):
         check(self, digits=lambda v, name: count(v, "digits (per number)"))
         check(self, width=count, hidden=count, items=count, steps_per_epoch=count)
         check(self, symbols=lambda v, name: count(v, name, minimum=2))
+        if not self.standardise and self.head != "sinkhorn":
+            raise InvalidValueError(f"standardise is an option of our head, not of {self.head!r}")
         if self.skip and self.cnn != "digit":
             raise InvalidValueError(
                 f"skip is an option of the digit CNN, not of the {self.cnn!r} one"

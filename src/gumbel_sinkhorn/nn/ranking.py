@@ -4,12 +4,16 @@ set's ``log_alpha`` (rows: items, columns: ranks, smallest first).
 Three heads over the same CNN:
 
 - ``"sinkhorn"`` (ours, :func:`rank_scores`): the n scalar scores of a set, standardised to the
-  spacing of the ranks, scored by their squared distance to each rank. Sorts by construction:
-  hard matching puts the items in the order of their scores.
+  spacing of the ranks (or only centred), scored by their squared distance to each rank. Sorts
+  by construction: hard matching puts the items in the order of their scores.
 - ``"classic"``: the head of NeuralSort's table: item i alone gives its row of n rank scores
   (a linear layer on its features), so it never sees the other items.
 - ``"neuralsort"`` (:func:`neuralsort`): NeuralSort's deterministic relaxation of the sort
   of the scores, transposed to rows = items; already a (row-stochastic) relaxed permutation.
+
+Three CNNs: :class:`DigitCNN` (one small CNN per digit, an MLP over the digits),
+:class:`PlaceValueCNN` (each digit a latent symbol's value, one weight per place) and
+:class:`ProtocolCNN` (the published network on the whole picture).
 """
 
 from __future__ import annotations
