@@ -7,7 +7,8 @@ value, and weighs the places (``PlaceValueCNN``); it was trained on the order of
 every digit of MNIST's test file this prints, per true digit, the symbol it is read as most often
 (with that share) and the mean and spread of its value, the place weights of the head, and whether
 the values come out in the digits' order; the figure shows the whole table of true digit against
-symbol. MODEL: shipped weights (e.g. rank-sinkhorn-places-raw-shift-60k), a file or a run folder.
+symbol and each digit's values. MODEL: shipped weights (e.g. rank-sinkhorn-places-raw-shift-60k),
+a weights file or a run folder.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def read_digits(cnn: PlaceValueCNN, split, chunk: int = 1000):
         for index in torch.arange(len(split.labels)).split(chunk):
             pictures = compose(split, index.unsqueeze(-1))  # one-digit pictures (chunk, 28, 28)
             probs.append(cnn.symbol(cnn.digit(pictures.unsqueeze(1))).softmax(-1))
-    probs = torch.cat(probs)
-    return probs, probs @ cnn.values
+        probs = torch.cat(probs)
+        return probs, probs @ cnn.values
 
 
 def main(argv=None) -> int:
@@ -61,26 +62,35 @@ def main(argv=None) -> int:
     weights = model.out.weight[0] if model.head != "classic" else model.out.weight.norm(dim=0)
     print("place weights (leading place first):", [f"{w:.4g}" for w in weights.tolist()])
     if args.output:
-        figure(table, args.output)
+        figure(table, values, test.labels, args.output)
     return 0
 
 
-def figure(table: torch.Tensor, path: Path) -> None:
-    """True digit (rows) against latent symbol (columns), symbols ordered by their digit."""
+def figure(table: torch.Tensor, values: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+    """Left: true digit against latent symbol (symbols ordered by the digit read most as them,
+    unused ones last). Right: each digit's values, mean and standard deviation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = sorted(range(table.shape[1]), key=lambda s: int(table[:, s].argmax()))
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    used = table.sum(0) > 0.01 * 10
+    order = sorted(range(table.shape[1]), key=lambda s: (not used[s], int(table[:, s].argmax())))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     im = ax.imshow(table[:, order], cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(order)), order)
     ax.set_yticks(range(10), range(10))
     ax.set_xlabel("latent symbol (ordered by the digit read most as it)")
     ax.set_ylabel("true digit (never shown to the model)")
     ax.set_title("share of each digit's test images read as each symbol", fontsize=9)
-    fig.colorbar(im)
+    fig.colorbar(im, ax=ax)
+    per_digit = [values[labels == d] for d in range(10)]
+    ax2.errorbar(range(10), [v.mean() for v in per_digit], yerr=[v.std() for v in per_digit],
+                 fmt="o", capsize=3)  # fmt: skip
+    ax2.set_xticks(range(10))
+    ax2.set_xlabel("true digit")
+    ax2.set_ylabel("value the model reads (mean ± std)")
+    ax2.set_title("a digit's value, learned from set orders alone", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
