@@ -47,6 +47,8 @@ MODELS = {  # weights name -> the options that differ
     # place); our head on centred scores (--no-standardise)
     "rank-sinkhorn-places-raw-shift": ["--head", "sinkhorn", "--no-standardise", *PLACES],
     "rank-neuralsort-places-shift": ["--head", "neuralsort", *PLACES],
+    "rank-classic-5-places-shift": ["--head", "classic", "--n", 5, *PLACES],
+    "rank-classic-15-places-shift": ["--head", "classic", "--n", 15, *PLACES],
 }
 # shipped weights trained with other options than the recipe's (the later ones win)
 TRAINED_WITH = {"rank-sinkhorn-skip-40k": ["--threads", 2]}
