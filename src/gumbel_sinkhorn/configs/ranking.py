@@ -63,7 +63,7 @@ class RankingConfig(Config):
         "protocol: the published CNN on the whole picture",
         choices=CNNS,
     )
-    width: int = option(8, "digit CNN: channels of its first layer")
+    width: int = option(8, "digit and places CNNs: channels of the digit reader's first layer")
     hidden: int = option(64, "hidden units of the CNN's last layer")
     skip: bool = option(
         False,

@@ -67,7 +67,8 @@ class RankingTask(Task):
     """Learn to rank sets of ``digits``-digit MNIST numbers (:class:`RankingConfig`).
 
     ``head``: "sinkhorn" (ours), "classic" or "neuralsort" (see :mod:`..nn.ranking`); ``cnn``
-    "digit" (one CNN of ``width`` channels reads every digit) or "protocol". Training sets hold
+    "digit" (one CNN of ``width`` channels reads every digit), "places" (the same reader, each
+    digit a latent symbol's value, one weight per place) or "protocol". Training sets hold
     ``n`` items, cycling through the sizes in ``n`` step by step (the classic head takes one
     size); a step holds about ``items`` items (``round(items / n)`` sets); with ``shift`` > 0
     every training digit is moved by a random translation of up to ``shift`` pixels (drawn from
