@@ -110,7 +110,9 @@ class RankingConfig(Config):
         check(self, width=count, hidden=count, items=count, steps_per_epoch=count)
         check(self, symbols=lambda v, name: count(v, name, minimum=2))
         if not self.standardise and self.head != "sinkhorn":
-            raise InvalidValueError(f"standardise is an option of our head, not of {self.head!r}")
+            raise InvalidValueError(
+                f"standardise is an option of head 'sinkhorn' only, got head {self.head!r}"
+            )
         if self.skip and self.cnn != "digit":
             raise InvalidValueError(
                 f"skip is an option of the digit CNN, not of the {self.cnn!r} one"
