@@ -24,10 +24,9 @@ import torch
 from torch import nn
 
 from .. import _checks
+from ..configs.ranking import CNNS, HEADS
 from ..errors import InvalidValueError
 
-HEADS = ("sinkhorn", "classic", "neuralsort")
-CNNS = ("digit", "places", "protocol")
 DIGIT = 28  # MNIST digits are 28 x 28
 
 
