@@ -32,6 +32,9 @@ def test_simulate_then_infer(tmp_path, capsys):
     assert main([*argv, "--restarts", "2"]) == 0
     assert "restarts' final objectives" in capsys.readouterr().out
     assert len(json.loads(out.read_text())["objectives"]) == 2
+    assert main([*argv, "--consensus", "2", "--rounds", "2"]) == 0
+    assert "named alike by every run, round by round: [" in capsys.readouterr().out
+    assert 1 <= len(json.loads(out.read_text())["agreed"]) <= 2
     assert figure.stat().st_size > 0
     assert (
         main(["infer", "--simulation", str(sim), "--method", "mcmc", "--sweeps", "2", "--quiet"])
@@ -41,6 +44,9 @@ def test_simulate_then_infer(tmp_path, capsys):
     mcmc = ["infer", "--simulation", str(sim), "--method", "mcmc", "--sweeps", "2", "--quiet"]
     assert main([*mcmc, "--antisymmetric"]) == 2
     assert "--antisymmetric is an option of the VI methods and MAP" in capsys.readouterr().err
+    for method in ("mcmc", "map"):
+        assert main([*mcmc[:3], "--method", method, "--quiet", "--consensus", "3"]) == 2
+        assert "--consensus is an option of the VI methods" in capsys.readouterr().err
 
 
 def test_reproduce_writes_records_table_and_figure(tmp_path, capsys):

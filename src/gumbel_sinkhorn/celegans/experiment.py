@@ -24,6 +24,7 @@ import torch
 
 from ..configs.celegans import METHODS, TABLE_NAMES, Settings, SimulationConfig
 from ..errors import InvalidValueError
+from .consensus import fit_consensus
 from .mcmc import fit_mcmc
 from .model import accuracy, simulate
 from .vi import METHODS as VI_METHODS
@@ -141,8 +142,12 @@ def run_method(
         )
     if method not in VI_METHODS:
         raise InvalidValueError(f"method must be one of {METHODS}, got {method!r}")
-    return fit_vi(
+    fit, rounds = fit_vi, {}
+    if settings.consensus > 1 and method != "map":  # MAP has no randomness: one run
+        fit, rounds = fit_consensus, {"runs": settings.consensus, "rounds": settings.rounds}
+    return fit(
         worms,
+        **rounds,
         method=method,
         steps=settings.steps,
         lr=settings.lr,
@@ -188,6 +193,8 @@ def run_cell(
         record["seconds"][method] = result.seconds
         if len(result.objectives) > 1:
             record.setdefault("objectives", {})[method] = result.objectives
+        if result.agreed:
+            record.setdefault("agreed", {})[method] = result.agreed
     return record
 
 
@@ -240,7 +247,9 @@ def reproduce(
     for record in _run_jobs(jobs, workers, progress and workers == 1):
         have = done.get((record["cell"], record["sim"]))
         if have:
-            for key in ("accuracy", "seconds", "cpu_seconds"):
+            for key in ("accuracy", "seconds", "cpu_seconds", "objectives", "agreed"):
+                if key not in record:
+                    continue
                 have.setdefault(key, {}).update(record[key])
         else:
             report["records"].append(record)

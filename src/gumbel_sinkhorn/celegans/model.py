@@ -53,6 +53,39 @@ class Worms:
             raise InvalidValueError(f"Y needs at least 2 time steps, got {t}")
         _checks.positive(self.noise_std, "noise_std")
 
+    def name(self, which: torch.Tensor, names: torch.Tensor) -> Worms:
+        """These worms with recorded neurons ``which`` ``(J, N)`` (bool) known as ``names``
+        ``(J, N)`` (read where ``which``): each may only take its name, which no other may take.
+
+        >>> import torch
+        >>> worms = Worms(torch.zeros(1, 2, 3), torch.ones(1, 2, 2, dtype=torch.bool),
+        ...               torch.zeros(1, 2, dtype=torch.bool), torch.eye(2, dtype=torch.bool))
+        >>> worms.name(torch.tensor([[True, False]]), torch.tensor([[1, 0]])).mask.int()
+        tensor([[[0, 1],
+                 [1, 0]]], dtype=torch.int32)
+        """
+        j, n = self.known.shape
+        which, names = _checks.tensor(which, "which"), _checks.tensor(names, "names")
+        bad_names = names.dtype.is_floating_point or names.dtype.is_complex
+        if which.dtype != torch.bool or bad_names or which.shape != (j, n) or names.shape != (j, n):
+            raise InvalidValueError(
+                f"which must be a bool tensor and names an integer tensor, both of shape "
+                f"{(j, n)}, got {which.dtype} {tuple(which.shape)} and {tuple(names.shape)}"
+            )
+        mask = self.mask.clone()
+        for worm, i in which.nonzero().tolist():
+            k = int(names[worm, i])
+            if not 0 <= k < n or not mask[worm, i, k]:
+                raise InvalidValueError(
+                    f"name {k} is not allowed for recorded neuron {i} of worm {worm}"
+                )
+            mask[worm, :, k] = False
+            mask[worm, i] = False
+            mask[worm, i, k] = True
+        for worm in range(j):
+            check_assignable(mask[worm], what=f"the names given in worm {worm}")
+        return Worms(self.Y, mask, self.known | which, self.pattern, self.noise_std)
+
     @property
     def mean_candidates(self) -> float:
         """Mean number of allowed names of the neurons whose names are not given."""

@@ -40,7 +40,9 @@ class InferenceResult:
     """``perm`` ``(J, N)``: the name given to each recorded neuron; ``marginals`` ``(J, N, N)``:
     the estimated posterior probability of each name (rows sum to 1); ``history``: the objective
     every 10 steps (or the log-likelihood per sweep for MCMC); ``objectives``: each
-    VI restart's final objective; ``kept``: the index of the restart whose answer this is."""
+    VI restart's final objective; ``kept``: the index of the restart whose answer this is;
+    ``agreed``: by rounds of agreement (``fit_consensus``), the neurons each round's runs named
+    alike."""
 
     method: str
     perm: torch.Tensor
@@ -49,6 +51,7 @@ class InferenceResult:
     history: list[float] = field(default_factory=list)
     objectives: list[float] = field(default_factory=list)
     kept: int = 0
+    agreed: list[int] = field(default_factory=list)
 
 
 def fit_vi(

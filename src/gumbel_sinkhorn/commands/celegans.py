@@ -52,6 +52,11 @@ def infer_cmd(args) -> int:
             "--antisymmetric is an option of the VI methods and MAP; MCMC's Gibbs step draws "
             "every weight on its own"
         )
+    if args.method in ("mcmc", "map") and settings.consensus > 1:
+        raise InvalidValueError(
+            f"--consensus is an option of the VI methods ('gumbel-sinkhorn', 'naive'), "
+            f"got --method {args.method!r}"
+        )
     config = None if args.simulation else config_from_args(SimulationConfig(), args)
     torch.set_num_threads(args.threads)
     sim = _load_simulation(args.simulation) if config is None else simulate(config, seed=args.seed)
@@ -71,6 +76,8 @@ def infer_cmd(args) -> int:
     if len(result.objectives) > 1:
         finals = ", ".join(f"{o:.1f}" for o in result.objectives)
         print(f"restarts' final objectives {finals}: run {result.kept + 1} kept")
+    if result.agreed:
+        print(f"named alike by every run, round by round: {result.agreed}")
     if output:
         report = {
             "method": args.method,
@@ -78,6 +85,7 @@ def infer_cmd(args) -> int:
             "seconds": result.seconds,
             "objectives": result.objectives,
             "kept": result.kept,
+            "agreed": result.agreed,
             "mean_candidates": sim.worms.mean_candidates,
             "config": sim.config.to_dict(),
             "perm": result.perm.tolist(),

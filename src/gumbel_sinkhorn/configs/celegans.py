@@ -65,6 +65,10 @@ class Settings(Config):
     restarts: int = option(
         1, "VI: independent runs, the one with the lowest final objective kept (MAP: one run)"
     )
+    consensus: int = option(
+        1, "VI: runs per round; names they all agree on are given in the next round (1: off)"
+    )
+    rounds: int = option(4, "VI with --consensus above 1: the most rounds")
     antisymmetric: bool = option(
         False, "VI / MAP: the weights antisymmetric (W_lk = -W_kl, as simulated), one per pair"
     )
@@ -81,6 +85,8 @@ class Settings(Config):
             self,
             n_samples=count,
             restarts=count,
+            consensus=count,
+            rounds=count,
             sweeps=count,
             n_steps=lambda v, n: count(v, n, minimum=2),
         )
