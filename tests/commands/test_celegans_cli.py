@@ -30,10 +30,12 @@ def test_simulate_then_infer(tmp_path, capsys):
     assert 0 <= result["accuracy"] <= 1 and len(result["perm"]) == 2
     assert len(result["objectives"]) == 1
     assert main([*argv, "--restarts", "2"]) == 0
-    assert "restarts' final objectives" in capsys.readouterr().out
+    assert "final objectives of the restarts: " in capsys.readouterr().out
     assert len(json.loads(out.read_text())["objectives"]) == 2
     assert main([*argv, "--consensus", "2", "--rounds", "2"]) == 0
-    assert "named alike by every run, round by round: [" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "named alike by every run, round by round: [" in text
+    assert "final objectives of the last round's runs: " in text
     assert 1 <= len(json.loads(out.read_text())["agreed"]) <= 2
     assert figure.stat().st_size > 0
     assert (

@@ -73,11 +73,12 @@ def infer_cmd(args) -> int:
         f"{args.method}: accuracy {score:.4f} on the {int((~sim.worms.known).sum())} neurons "
         f"not named, {result.seconds:.1f} s"
     )
-    if len(result.objectives) > 1:
-        finals = ", ".join(f"{o:.1f}" for o in result.objectives)
-        print(f"restarts' final objectives {finals}: run {result.kept + 1} kept")
     if result.agreed:
         print(f"named alike by every run, round by round: {result.agreed}")
+    if len(result.objectives) > 1:
+        finals = ", ".join(f"{o:.1f}" for o in result.objectives)
+        runs = "last round's runs" if result.agreed else "restarts"
+        print(f"final objectives of the {runs}: {finals}; run {result.kept + 1} kept")
     if output:
         report = {
             "method": args.method,
