@@ -1,8 +1,8 @@
 import pytest
 import torch
-from worm_fixtures import easy_simulation, single_thread, tiny_connectome
+from worm_fixtures import easy_simulation, single_thread, trap_simulation
 
-from gumbel_sinkhorn.celegans import SimulationConfig, accuracy, fit_vi, simulate
+from gumbel_sinkhorn.celegans import accuracy, fit_vi
 from gumbel_sinkhorn.celegans.consensus import fit_consensus
 from gumbel_sinkhorn.celegans.experiment import run_method
 from gumbel_sinkhorn.celegans.vi import _restart_seeds
@@ -17,9 +17,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def trap():
-    # simulation 0 of the easy settings: the run from seed 0 swaps two names in both worms
-    config = SimulationConfig(n_worms=2, n_steps=2000, eta=0.0, n_known=6)
-    return simulate(config, seed=0, connectome=tiny_connectome())
+    return trap_simulation()
 
 
 def test_each_round_gives_the_names_every_run_agrees_on(trap):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from worm_fixtures import easy_simulation, single_thread, tiny_connectome
+from worm_fixtures import easy_simulation, single_thread, trap_simulation
 
-from gumbel_sinkhorn.celegans import SimulationConfig, accuracy, fit_mcmc, fit_vi, simulate
+from gumbel_sinkhorn.celegans import accuracy, fit_mcmc, fit_vi
 from gumbel_sinkhorn.celegans.likelihood import Stats
 from gumbel_sinkhorn.celegans.mcmc import _Chain
 from gumbel_sinkhorn.celegans.vi import _final_objective, _restart_seeds
@@ -81,8 +81,7 @@ def test_same_seed_same_result(easy):
 def test_restarts_keep_the_run_with_the_lowest_final_objective():
     # simulation 0 of the easy settings: the run from seed 0 ends in a local optimum (two names
     # swapped in both worms), and its objective is higher than that of runs that find the names
-    config = SimulationConfig(n_worms=2, n_steps=2000, eta=0.0, n_known=6)
-    trap = simulate(config, seed=0, connectome=tiny_connectome())
+    trap = trap_simulation()
     fit = dict(steps=150, progress=False, marginal_samples=5)
     seeds = _restart_seeds(0, 4)
     singles = [fit_vi(trap.worms, seed=s, **fit) for s in seeds]

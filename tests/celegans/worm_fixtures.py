@@ -32,6 +32,13 @@ def easy_simulation():
     return simulate(config, seed=2, connectome=tiny_connectome())
 
 
+def trap_simulation():
+    """Simulation 0 of the easy settings: VI from seed 0 swaps two names in both worms while the
+    weights follow, and runs that find the names end with a lower objective."""
+    config = SimulationConfig(n_worms=2, n_steps=2000, eta=0.0, n_known=6)
+    return simulate(config, seed=0, connectome=tiny_connectome())
+
+
 @contextlib.contextmanager
 def single_thread():
     """One torch thread, as the experiments run: on a busy 2-core machine two threads of small
